@@ -1,0 +1,26 @@
+# The README's two commands. Both create .venv on first use and (re)install when
+# pyproject.toml changes; nothing outside this folder is touched.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test lint clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev,retrieval]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/vidreid demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2 --dist loadfile
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check vidreid tests benchmarks
+
+clean:
+	rm -rf $(VENV) build *.egg-info
