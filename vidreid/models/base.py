@@ -14,9 +14,16 @@ the engine:
 
 ``encode_image(images [B, 3, H, W]) -> [B, D]`` is the image-side descriptor used by the
 image-to-video protocols; the default treats an image as a one-frame clip.
+
+Modules inserted into a frame-wise backbone that need the clip length (non-local blocks,
+co-attention) subclass :class:`FrameBatchModule`; the model wraps its backbone call in
+``with clip_length(backbone, T):``.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -32,3 +39,51 @@ class VideoReIDModel(nn.Module):
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         return self(images.unsqueeze(1))["features"]
+
+
+class FrameBatchModule(nn.Module):
+    """A module inside a frame-wise backbone (input ``[B*T, C, H, W]``) that needs ``T``.
+
+    Backbones run over all frames of a batch at once; a module that mixes frames of a clip
+    (a non-local block, a co-attention) must restore the time axis, so it needs the clip
+    length. The model sets it for every such module with :func:`clip_length` around the
+    backbone call; using the module outside that context is an error, not a silent guess.
+    """
+
+    num_frames: int | None = None
+
+    def split_clips(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B*T, ...] -> [B, T, ...]`` using the current clip length."""
+        t = self.num_frames
+        if t is None:
+            raise RuntimeError(
+                f"{type(self).__name__} mixes the frames of a clip and needs the clip length: "
+                f"run the backbone inside `with clip_length(model, T):`"
+            )
+        if x.shape[0] % t:
+            raise ValueError(
+                f"{type(self).__name__}: {x.shape[0]} frames is not a whole number of "
+                f"{t}-frame clips"
+            )
+        return x.reshape(x.shape[0] // t, t, *x.shape[1:])
+
+
+def uses_clip_length(model: nn.Module) -> bool:
+    """Whether ``model`` contains a :class:`FrameBatchModule` (frames of a clip interact)."""
+    return any(isinstance(m, FrameBatchModule) for m in model.modules())
+
+
+@contextmanager
+def clip_length(model: nn.Module, num_frames: int) -> Iterator[None]:
+    """Tell every :class:`FrameBatchModule` in ``model`` that clips have ``num_frames`` frames."""
+    if num_frames < 1:
+        raise ValueError(f"clip length must be >= 1, got {num_frames}")
+    modules = [m for m in model.modules() if isinstance(m, FrameBatchModule)]
+    previous = [m.num_frames for m in modules]
+    for m in modules:
+        m.num_frames = num_frames
+    try:
+        yield
+    finally:
+        for m, prev in zip(modules, previous, strict=True):
+            m.num_frames = prev
