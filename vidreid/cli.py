@@ -14,6 +14,11 @@ import sys
 COMMAND_MODULES = (
     "vidreid.data.commands",
     "vidreid.engine.commands",
+    "vidreid.engine.vrstc_commands",
+    "vidreid.viz.commands",
+    "vidreid.retrieval.commands",
+    "vidreid.retrieval.extract_commands",
+    "vidreid.retrieval.ingest_commands",
 )
 
 

@@ -1,0 +1,117 @@
+"""VRSTC's STCnet loop and completion (vidreid/engine/vrstc.py, vrstc_commands.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from vidreid.cli import main
+from vidreid.data import build_dataset
+from vidreid.data.synth import generate
+from vidreid.engine.vrstc import (
+    FINISHED_MARKER,
+    complete_dataset,
+    load_stc_generator,
+    neighbour_indices,
+    train_stc,
+)
+from vidreid.models import build_model
+from vidreid.models.vrstc import STCGenerator
+
+REPO = Path(__file__).parents[2]
+STC_CONFIG = REPO / "configs" / "vrstc" / "stc" / "synth.yaml"
+H, W = 64, 32
+TINY = {"backbone": "tiny", "layer2_blocks": [0], "layer3_blocks": [0]}
+
+
+@pytest.fixture(scope="module")
+def synth_root(tmp_path_factory: pytest.TempPathFactory) -> str:
+    out = tmp_path_factory.mktemp("vrstc") / "data"
+    return generate(str(out), "mars", 4, 2, 0, size=(H, W), max_len=6, occlusion_rate=0.5,
+                    workers=1)
+
+
+def _digest(folder: str) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def test_neighbours_are_nearest_frames() -> None:
+    assert neighbour_indices(6, 2, 4) == [1, 3, 0, 4]
+    assert neighbour_indices(2, 0, 3) == [1, 1, 1]
+    assert neighbour_indices(1, 0, 2) == [0, 0]
+
+
+def test_completion_round_trips_through_the_loader(synth_root: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    dataset = build_dataset("mars", synth_root)
+    reid = build_model("vrstc_reid", dataset.num_train_pids, **TINY)
+    before = _digest(synth_root)
+    out = tmp_path / "completed"
+    # tau 0.9999: nearly every stripe of a random network counts as occluded
+    summary = complete_dataset("mars", synth_root, out, reid, STCGenerator(8), height=H,
+                               width=W, tau=0.9999)
+    assert _digest(synth_root) == before  # the input is never modified
+    assert summary["frames_completed"] > 0 and (out / FINISHED_MARKER).is_file()
+    new = build_dataset("mars", out)
+    for split in ("train", "query", "gallery"):
+        old_t, new_t = getattr(dataset, split), getattr(new, split)
+        assert [(t.pid, t.camid) for t in old_t] == [(t.pid, t.camid) for t in new_t]
+        for a, b in zip(old_t, new_t, strict=True):
+            assert [os.path.relpath(p, dataset.root) for p in a.frames] == \
+                   [os.path.relpath(p, new.root) for p in b.frames]
+    pairs = [(a, b) for t0, t1 in zip(dataset.train, new.train, strict=True)
+             for a, b in zip(t0.frames, t1.frames, strict=True)]
+    rewritten = sum(os.stat(a).st_ino != os.stat(b).st_ino for a, b in pairs)
+    assert 0 < rewritten  # completed frames are new files, the rest hard links
+    with pytest.raises(ValueError, match="finished completion"):
+        complete_dataset("mars", synth_root, out, reid, STCGenerator(8), height=H, width=W)
+    with pytest.raises(ValueError, match="overlaps the input"):
+        complete_dataset("mars", synth_root, Path(synth_root) / "x", reid, STCGenerator(8),
+                         height=H, width=W)
+
+
+def test_train_stc_then_complete_from_the_cli(synth_root: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    dataset = build_dataset("mars", synth_root)
+    reid = build_model("vrstc_reid", dataset.num_train_pids, **TINY)
+    reid_path = tmp_path / "reid.pt"
+    torch.save({"model": reid.state_dict(), "num_classes": dataset.num_train_pids}, reid_path)
+    common = [f"reid.weights={reid_path}", f"data.root={synth_root}", f"data.height={H}",
+              f"data.width={W}", "data.num_workers=0", "train.progress=false",
+              "train.device=cpu"]
+    rc = main(["vrstc", "train-stc", str(STC_CONFIG), *common, "train.steps=2",
+               "train.batch_size=2", "generator.base_channels=8", f"output_dir={tmp_path}",
+               "run_name=stc", "locator.tau=0.0"])
+    assert rc == 0
+    weights = tmp_path / "stc" / "stc.pt"
+    generator, meta = load_stc_generator(weights)
+    assert meta["height"] == H and isinstance(generator, STCGenerator)
+    out = tmp_path / "completed"
+    rc = main(["vrstc", "complete", str(STC_CONFIG), "--weights", str(weights), "--data",
+               synth_root, "--out", str(out), *common])
+    assert rc == 0
+    assert len(build_dataset("mars", out).train) == len(dataset.train)
+    # re-ID weights that do not match reid.model: a clear error, exit code 2
+    rc = main(["vrstc", "complete", str(STC_CONFIG), "--weights", str(weights), "--data",
+               synth_root, "--out", str(tmp_path / "other"), *common,
+               "reid.model.backbone=resnet18"])
+    assert rc == 2
+
+
+def test_train_stc_writes_a_loadable_checkpoint(synth_root: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    dataset = build_dataset("mars", synth_root)
+    reid = build_model("vrstc_reid", dataset.num_train_pids, **TINY)
+    result = train_stc(reid, dataset.train, tmp_path / "stc.pt", height=H, width=W,
+                       base_channels=8, steps=3, batch_size=2, tau=0.0, log_every=1)
+    assert [h["step"] for h in result["history"]] == [1, 2, 3]
+    assert all(torch.isfinite(torch.tensor(v)) for v in result["last"].values())
+    with pytest.raises(ValueError, match="not an STCnet checkpoint"):
+        reid_path = tmp_path / "reid.pt"
+        torch.save({"model": reid.state_dict()}, reid_path)
+        load_stc_generator(reid_path)

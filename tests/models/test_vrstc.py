@@ -1,0 +1,176 @@
+"""VRSTC (vidreid/models/vrstc.py): re-ID network, occlusion locator, STCnet pieces, configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vidreid.engine.commands import build_model_from_config
+from vidreid.engine.config import load_config
+from vidreid.engine.vrstc_commands import build_reid, load_stc_config
+from vidreid.models import build_model
+from vidreid.models.vrstc import (
+    GlobalDiscriminator,
+    IDGuider,
+    LocalDiscriminator,
+    OcclusionLocator,
+    STCGenerator,
+    VRSTCReID,
+    stripe_bounds,
+    stripe_mask,
+)
+
+H, W = 64, 32
+NUM_CLASSES = 10
+CONFIG_DIR = Path(__file__).parents[2] / "configs" / "vrstc"
+TINY = ["model.backbone=tiny", "model.layer2_blocks=[0]", "model.layer3_blocks=[0]"]
+
+
+def tiny_reid() -> VRSTCReID:
+    torch.manual_seed(0)
+    return build_model("vrstc_reid", NUM_CLASSES, backbone="tiny", layer2_blocks=[0],
+                       layer3_blocks=[0])
+
+
+def test_reid_outputs_and_eval_logits() -> None:
+    model = tiny_reid().train()
+    out = model(torch.randn(2, 4, 3, H, W))
+    assert out["features"].shape == (2, 256) and out["logits"].shape == (2, NUM_CLASSES)
+    model.eval()
+    assert set(model(torch.randn(2, 4, 3, H, W))) == {"features"}
+    assert model.logits(torch.randn(2, 4, 3, H, W)).shape == (2, NUM_CLASSES)
+    assert model.region_features(torch.randn(2, 4, 3, H, W), 3).shape == (2, 4, 3, 256)
+    assert sum("nonlocal" in n for n, _ in model.backbone.named_children()) == 0
+    assert {n for n, _ in model.backbone.layer2.named_children()} == {"0", "nonlocal0"}
+
+
+def test_resnet50_configuration_shape() -> None:
+    cfg = load_config(CONFIG_DIR / "mars.yaml")
+    model = build_model_from_config(cfg, NUM_CLASSES).eval()
+    assert len([n for n, _ in model.backbone.named_modules() if n.endswith("nonlocal3")]) == 2
+    with torch.no_grad():
+        assert model(torch.randn(1, 2, 3, H, W))["features"].shape == (1, 2048)
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.name)
+def test_reid_configs_load_and_build(path: Path) -> None:
+    cfg = load_config(path, TINY)
+    assert cfg.model.name == "vrstc_reid" and cfg.data.seq_len == 4
+    assert cfg.loss.triplet.weight == 0.0  # CE only, triplet is an option
+    model = build_model_from_config(cfg, NUM_CLASSES).train()
+    assert model(torch.randn(2, 2, 3, H, W))["logits"].shape == (2, NUM_CLASSES)
+
+
+@pytest.mark.parametrize("path", sorted((CONFIG_DIR / "stc").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_stc_configs_load_and_build(path: Path) -> None:
+    cfg = load_stc_config(path, ["reid.model.backbone=tiny", "reid.model.layer2_blocks=[0]",
+                                 "reid.model.layer3_blocks=[0]"])
+    assert cfg.locator.tau == pytest.approx(0.89)
+    reid = build_reid(dict(cfg.reid.model), NUM_CLASSES)
+    assert isinstance(reid, VRSTCReID)
+    g = STCGenerator(cfg.generator.base_channels)
+    n = cfg.generator.num_neighbours
+    out = g(torch.zeros(1, 3, H, W), torch.zeros(1, 1, H, W), torch.zeros(1, n, 3, H, W),
+            torch.zeros(1, n, 1, H, W))
+    assert out["completed"].shape == (1, 3, H, W)
+
+
+def test_stc_config_rejects_unknown_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("locator: {taus: 0.5}\n")
+    with pytest.raises(ValueError, match="locator.taus"):
+        load_stc_config(bad)
+
+
+def test_stripes_cover_the_frame() -> None:
+    assert stripe_bounds(64, 3) == [(0, 21), (21, 43), (43, 64)]
+    mask = stripe_mask(torch.tensor([[False, True, False]]), 64, 32)
+    assert mask.shape == (1, 1, 64, 32)
+    assert mask[0, 0, 21:43].eq(1).all() and mask.sum() == 22 * 32
+    with pytest.raises(ValueError):
+        stripe_bounds(2, 3)
+
+
+def _noise_tracklet(t: int = 8, noisy: tuple[int, int] = (3, 1)) -> torch.Tensor:
+    """``t`` identical frames (a column pattern); one stripe of one frame replaced by noise."""
+    torch.manual_seed(0)
+    pattern = (torch.arange(W) % 4 < 2).float().expand(3, H, W)  # 4-pixel column stripes
+    clip = pattern.unsqueeze(0).repeat(t, 1, 1, 1).clone()
+    top, bottom = stripe_bounds(H, 3)[noisy[1]]
+    clip[noisy[0], :, top:bottom] = torch.rand(3, bottom - top, W)
+    return clip
+
+
+def test_locator_flags_exactly_the_noisy_stripe() -> None:
+    # Features that keep the pattern: 4x4 pixel patches as channels.
+    locator = OcclusionLocator(feature_fn=lambda x: F.pixel_unshuffle(x, 4), num_regions=3)
+    out = locator(_noise_tracklet())
+    expected = torch.zeros(8, 3, dtype=torch.bool)
+    expected[3, 1] = True
+    assert torch.equal(out["occluded"], expected)
+    assert torch.equal(out["frame_occluded"], expected.any(dim=1))
+    assert out["scores"].shape == (8, 3) and out["scores"][3, 1] < 0.89 < out["scores"][0, 1]
+
+
+def test_locator_with_reid_network_scores_noise_lowest() -> None:
+    locator = OcclusionLocator(tiny_reid(), num_regions=3, tau=0.89, frame_chunk=3)
+    scores = locator(_noise_tracklet())["scores"]
+    assert scores.shape == (8, 3)
+    assert scores[:, 1].argmin() == 3  # the noisy frame is the odd one out in its stripe
+    with pytest.raises(ValueError, match="exactly one"):
+        OcclusionLocator()
+
+
+def test_generator_shapes_and_passthrough() -> None:
+    torch.manual_seed(0)
+    g = STCGenerator(base_channels=8)
+    frame = torch.rand(2, 3, H, W) * 2 - 1
+    mask = stripe_mask(torch.tensor([[False, True, False], [True, False, False]]), H, W)
+    nb = torch.rand(2, 4, 3, H, W) * 2 - 1
+    nb_mask = torch.zeros(2, 4, 1, H, W)
+    out = g(frame, mask, nb, nb_mask)
+    assert out["completed"].shape == out["raw"].shape == (2, 3, H, W)
+    assert out["attention"].shape == (2, (H // 4) * (W // 4), 4 * (H // 4) * (W // 4))
+    keep = mask.expand_as(frame) == 0
+    assert torch.equal(out["completed"][keep], frame[keep])  # unmasked pixels unchanged
+    assert not torch.equal(out["completed"][~keep], frame[~keep])
+    # The hole's content is not read: changing it does not change the output.
+    out2 = g(torch.where(keep, frame, torch.zeros_like(frame)), mask, nb, nb_mask)
+    torch.testing.assert_close(out2["completed"], out["completed"])
+    with pytest.raises(ValueError, match="divisible by 4"):
+        g(frame[..., :62, :], mask[..., :62, :], nb[..., :62, :], nb_mask[..., :62, :])
+
+
+def test_temporal_attention_ignores_hidden_neighbour_positions() -> None:
+    torch.manual_seed(0)
+    g = STCGenerator(base_channels=8)
+    nb_mask = torch.zeros(1, 2, 1, H, W)
+    nb_mask[:, 0] = 1.0  # the first neighbour is hidden entirely
+    out = g(torch.rand(1, 3, H, W), torch.zeros(1, 1, H, W), torch.rand(1, 2, 3, H, W), nb_mask)
+    hw = (H // 4) * (W // 4)
+    attn = out["attention"][0]  # [hw, 2*hw]
+    assert attn[:, :hw].abs().max() == 0
+    torch.testing.assert_close(attn.sum(dim=1), torch.ones(hw))
+
+
+def test_discriminator_shapes() -> None:
+    local, glob = LocalDiscriminator(), GlobalDiscriminator()
+    assert local(torch.randn(3, 3, 21, 32)).shape == (3,)
+    assert glob(torch.randn(3, 3, H, W)).shape == (3,)
+    with pytest.raises(ValueError, match="GlobalDiscriminator"):
+        glob(torch.randn(1, 3, 8, 8))
+
+
+def test_id_guider_is_frozen_and_guides_the_images() -> None:
+    reid = tiny_reid()
+    guider = IDGuider(reid, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)).train()
+    assert not reid.training and not any(p.requires_grad for p in reid.parameters())
+    images = (torch.rand(2, 3, H, W) * 2 - 1).requires_grad_(True)
+    loss = guider(images, torch.tensor([1, 7]))
+    loss.backward()
+    assert loss.ndim == 0 and images.grad is not None and images.grad.abs().sum() > 0
+    assert all(p.grad is None for p in reid.parameters())

@@ -1,0 +1,491 @@
+"""VRSTC's STCnet training loop and the dataset completion pipeline (plain arguments only).
+
+STCnet is a GAN, so it does not use the generic re-ID trainer. One step
+(:func:`train_stc`):
+
+1. take unoccluded frames (the occlusion locator found no occluded stripe) of training
+   tracklets, hide one random stripe (the same stripes the locator scores: the paper's
+   "synthetic region masks"), and give the generator the masked frame and its nearest
+   neighbouring frames of the tracklet (their own occluded stripes hidden);
+2. discriminator step: the local discriminator sees the hidden stripe (real) and its
+   completion (fake), the global one the whole frames; non-saturating BCE;
+3. generator step: ``L = w_rec * L1(hole) + w_local * adv_local + w_global * adv_global +
+   w_id * CE(ID guider)``.
+
+The loss weights (:class:`STCLossWeights`) are our choice: the paper does not give them for
+this setting. The reconstruction term is an L1 over the hole pixels only; the adversarial
+and identity terms are small (0.01) so that they refine, not drive, the completion.
+
+:func:`complete_dataset` runs the locator over every tracklet of a dataset, completes the
+occluded stripes and writes a new dataset root with the same layout: every file of the
+dataset folder is hard-linked (copied across file systems), completed frames are
+re-encoded in their own format and atomically replace their link, so the input is never
+modified. ``build_dataset(same name, NEWROOT)`` then gives the same tracklets (paths
+rebased). A finished output holds ``vrstc_completion.json`` and is never overwritten.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torchvision.transforms.v2 import functional as TF
+
+from vidreid.data.errors import DatasetError
+from vidreid.data.tracklet import Tracklet
+from vidreid.data.transforms import IMAGENET_MEAN, IMAGENET_STD
+from vidreid.data.video_dataset import read_frames
+from vidreid.engine.checkpoint import atomic_torch_save
+from vidreid.models.base import VideoReIDModel
+from vidreid.models.vrstc import (
+    DEFAULT_NUM_REGIONS,
+    OCCLUSION_TAU,
+    GlobalDiscriminator,
+    IDGuider,
+    LocalDiscriminator,
+    OcclusionLocator,
+    STCGenerator,
+    stripe_bounds,
+    stripe_mask,
+)
+
+#: Neighbouring frames the generator attends to (ours: the 4 nearest in time).
+DEFAULT_NUM_NEIGHBOURS = 4
+FINISHED_MARKER = "vrstc_completion.json"
+IN_PROGRESS_MARKER = ".vrstc_incomplete"
+#: JPEG quality of re-encoded completed frames (ours; the benchmarks' JPEGs are q90-95).
+JPEG_QUALITY = 95
+PIL_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP"}
+STC_CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class STCLossWeights:
+    """Weights of the generator's loss terms (our choice; see the module doc)."""
+
+    reconstruction: float = 1.0
+    adversarial_local: float = 0.01
+    adversarial_global: float = 0.01
+    identity: float = 0.01
+
+
+# ----------------------------------------------------------------------------- frames
+def to_unit(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 ``[..., 3, H, W]`` -> float in [-1, 1] (the generator's pixel space)."""
+    return frames.float() / 127.5 - 1.0
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float in [-1, 1] -> uint8 (rounded, clamped)."""
+    return ((images.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+
+
+def reid_normalise(unit: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] frames ``[..., 3, H, W]`` -> the re-ID network's ImageNet normalisation."""
+    mean = torch.tensor(IMAGENET_MEAN, device=unit.device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=unit.device).view(3, 1, 1)
+    return ((unit + 1) / 2 - mean) / std
+
+
+def load_tracklet(frames: Sequence[str], height: int, width: int) -> tuple[torch.Tensor, ...]:
+    """Original uint8 frames ``[T, 3, H0, W0]`` and the working copy ``[T, 3, H, W]`` in [-1, 1]."""
+    original = read_frames(list(frames))
+    work = TF.resize(original, [height, width], antialias=True)
+    return original, to_unit(work)
+
+
+def neighbour_indices(length: int, t: int, num_neighbours: int) -> list[int]:
+    """The ``num_neighbours`` frames nearest to ``t`` in time (``t`` excluded, earlier first on
+    ties); short tracklets repeat the nearest ones; a one-frame tracklet returns ``[t, ...]``
+    (its caller hides those copies completely)."""
+    others = sorted((i for i in range(length) if i != t), key=lambda i: (abs(i - t), i))
+    if not others:
+        return [t] * num_neighbours
+    return [others[i % len(others)] for i in range(num_neighbours)]
+
+
+def neighbour_batch(
+    work: torch.Tensor, holes: torch.Tensor, targets: Sequence[int], num_neighbours: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Neighbours ``[N, M, 3, H, W]`` and their hole masks ``[N, M, 1, H, W]`` for ``targets``.
+
+    ``work [T, 3, H, W]``, ``holes [T, 1, H, W]`` (each frame's occluded stripes).
+    """
+    frames, masks = [], []
+    for t in targets:
+        idx = neighbour_indices(work.shape[0], t, num_neighbours)
+        mask = holes[idx].clone()
+        if work.shape[0] == 1:
+            mask.fill_(1.0)  # no other frame: nothing to read
+        frames.append(work[idx])
+        masks.append(mask)
+    return torch.stack(frames), torch.stack(masks)
+
+
+# ----------------------------------------------------------------------------- locator
+@torch.no_grad()
+def locate_tracklets(
+    reid: VideoReIDModel,
+    tracklets: Sequence[Tracklet],
+    *,
+    height: int,
+    width: int,
+    num_regions: int = DEFAULT_NUM_REGIONS,
+    tau: float = OCCLUSION_TAU,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> list[dict[str, np.ndarray]]:
+    """Locator output for every tracklet: ``scores [T, R]`` and ``occluded [T, R]`` (bool)."""
+    from tqdm import tqdm
+
+    locator = OcclusionLocator(reid.to(device).eval(), num_regions=num_regions, tau=tau)
+    out = []
+    for t in tqdm(tracklets, desc="locate", disable=not progress):
+        _, work = load_tracklet(t.frames, height, width)
+        r = locator(reid_normalise(work.to(device)))
+        out.append({"scores": r["scores"].cpu().numpy(), "occluded": r["occluded"].cpu().numpy()})
+    return out
+
+
+# ----------------------------------------------------------------------------- training data
+class STCTrainSamples(torch.utils.data.Dataset):
+    """Training samples for STCnet: an unoccluded frame with one random stripe hidden.
+
+    Item: ``frame [3,H,W]``, ``mask [1,H,W]``, ``stripe`` (index), ``neighbours [M,3,H,W]``,
+    ``neighbour_mask [M,1,H,W]``, ``pid``. ``occluded[i]`` is tracklet ``i``'s locator result
+    ``[T, R]``: only frames without an occluded stripe are targets.
+    """
+
+    def __init__(
+        self,
+        tracklets: Sequence[Tracklet],
+        occluded: Sequence[np.ndarray],
+        *,
+        height: int,
+        width: int,
+        num_neighbours: int = DEFAULT_NUM_NEIGHBOURS,
+    ) -> None:
+        if len(tracklets) != len(occluded):
+            raise ValueError(f"{len(tracklets)} tracklets but {len(occluded)} locator results")
+        self.tracklets = list(tracklets)
+        self.occluded = [np.asarray(o, dtype=bool) for o in occluded]
+        self.height, self.width, self.num_neighbours = height, width, num_neighbours
+        self.num_regions = self.occluded[0].shape[1] if self.occluded else DEFAULT_NUM_REGIONS
+        self.items = [(i, t) for i, occ in enumerate(self.occluded)
+                      for t in np.flatnonzero(~occ.any(axis=1))]
+        if not self.items:
+            raise ValueError("no unoccluded frame to train STCnet on (is tau too high?)")
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        i, t = self.items[index]
+        _, work = load_tracklet(self.tracklets[i].frames, self.height, self.width)
+        holes = stripe_mask(torch.from_numpy(self.occluded[i]), self.height, self.width)
+        stripe = int(torch.randint(self.num_regions, ()))  # seeded by the loader / worker
+        flags = torch.zeros(self.num_regions, dtype=torch.bool)
+        flags[stripe] = True
+        nb, nb_mask = neighbour_batch(work, holes, [int(t)], self.num_neighbours)
+        return {
+            "frame": work[t], "mask": stripe_mask(flags, self.height, self.width),
+            "stripe": stripe, "neighbours": nb[0], "neighbour_mask": nb_mask[0],
+            "pid": self.tracklets[i].pid,
+        }
+
+
+def crop_stripes(images: torch.Tensor, stripes: torch.Tensor, num_regions: int) -> torch.Tensor:
+    """Each image's stripe, resized to a common height: ``[N,3,H,W] -> [N,3,round(H/R),W]``."""
+    h, w = images.shape[-2:]
+    bounds = stripe_bounds(h, num_regions)
+    size = [max(1, round(h / num_regions)), w]
+    crops = [images[n : n + 1, :, bounds[s][0] : bounds[s][1]] for n, s in enumerate(stripes)]
+    return torch.cat([F.interpolate(c, size=size, mode="bilinear", align_corners=False)
+                      for c in crops])
+
+
+# ----------------------------------------------------------------------------- training loop
+def _bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
+    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
+    return F.binary_cross_entropy_with_logits(logits, target)
+
+
+def build_stc(base_channels: int) -> dict[str, nn.Module]:
+    """A fresh generator and the two discriminators."""
+    return {"generator": STCGenerator(base_channels), "local": LocalDiscriminator(),
+            "global": GlobalDiscriminator()}
+
+
+def train_stc(
+    reid: VideoReIDModel,
+    tracklets: Sequence[Tracklet],
+    out_path: str | os.PathLike[str],
+    *,
+    height: int,
+    width: int,
+    num_regions: int = DEFAULT_NUM_REGIONS,
+    tau: float = OCCLUSION_TAU,
+    num_neighbours: int = DEFAULT_NUM_NEIGHBOURS,
+    base_channels: int = 32,
+    steps: int = 1000,
+    batch_size: int = 16,
+    lr: float = 2e-4,
+    betas: tuple[float, float] = (0.5, 0.999),
+    weights: STCLossWeights | None = None,
+    seed: int = 1,
+    num_workers: int = 0,
+    device: torch.device | str = "cpu",
+    log_every: int = 50,
+    progress: bool = False,
+    locator_results: Sequence[np.ndarray] | None = None,
+) -> dict[str, Any]:
+    """Train STCnet on ``tracklets`` (training split) and save it to ``out_path``.
+
+    ``reid`` is the trained re-ID network (training identities = ``tracklets``' pids): it is
+    the locator's feature extractor and the frozen ID guider. ``locator_results`` (``[T, R]``
+    bool per tracklet) skips the locating pass. Returns the last logged losses and the path.
+    """
+    from tqdm import tqdm
+
+    w = weights or STCLossWeights()
+    device = torch.device(device)
+    torch.manual_seed(seed)
+    if locator_results is None:
+        located = locate_tracklets(reid, tracklets, height=height, width=width,
+                                   num_regions=num_regions, tau=tau, device=device,
+                                   progress=progress)
+        locator_results = [r["occluded"] for r in located]
+    samples = STCTrainSamples(tracklets, locator_results, height=height, width=width,
+                              num_neighbours=num_neighbours)
+    loader = torch.utils.data.DataLoader(
+        samples, batch_size=batch_size, shuffle=True, drop_last=len(samples) >= batch_size,
+        num_workers=num_workers, generator=torch.Generator().manual_seed(seed))
+    nets = build_stc(base_channels)
+    for net in nets.values():
+        net.to(device).train()
+    guider = IDGuider(reid, IMAGENET_MEAN, IMAGENET_STD).to(device)
+    g, d_local, d_global = nets["generator"], nets["local"], nets["global"]
+    opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=betas)
+    opt_d = torch.optim.Adam([*d_local.parameters(), *d_global.parameters()], lr=lr, betas=betas)
+    step, last, history = 0, {}, []
+    bar = tqdm(total=steps, desc="stc", disable=not progress)
+    while step < steps:
+        for batch in loader:
+            if step >= steps:
+                break
+            frame, mask = batch["frame"].to(device), batch["mask"].to(device)
+            stripes, pids = batch["stripe"], batch["pid"].to(device)
+            out = g(frame, mask, batch["neighbours"].to(device),
+                    batch["neighbour_mask"].to(device))
+            completed = out["completed"]  # [N, 3, H, W]
+            real_local = crop_stripes(frame, stripes, num_regions)
+            fake_local = crop_stripes(completed, stripes, num_regions)
+            # discriminators
+            d_loss = (_bce(d_local(real_local), True) + _bce(d_local(fake_local.detach()), False)
+                      + _bce(d_global(frame), True) + _bce(d_global(completed.detach()), False))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            # generator
+            hole = mask.expand_as(frame)
+            rec = (out["raw"] - frame).abs().mul(hole).sum() / hole.sum().clamp_min(1.0)
+            adv_l = _bce(d_local(fake_local), True)
+            adv_g = _bce(d_global(completed), True)
+            ident = guider(completed, pids)
+            g_loss = (w.reconstruction * rec + w.adversarial_local * adv_l
+                      + w.adversarial_global * adv_g + w.identity * ident)
+            if not torch.isfinite(g_loss):
+                raise RuntimeError(f"STCnet loss became {g_loss.item()} at step {step}")
+            opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            opt_g.step()
+            step += 1
+            bar.update(1)
+            last = {"step": step, "g": g_loss.item(), "rec": rec.item(), "adv_local": adv_l.item(),
+                    "adv_global": adv_g.item(), "id": ident.item(), "d": d_loss.item()}
+            if step % log_every == 0 or step == steps:
+                history.append(last)
+                bar.set_postfix(rec=f"{rec.item():.3f}", id=f"{ident.item():.2f}")
+    bar.close()
+    meta = {"height": height, "width": width, "num_regions": num_regions, "tau": tau,
+            "num_neighbours": num_neighbours, "base_channels": base_channels,
+            "weights": asdict(w), "steps": steps}
+    atomic_torch_save({"version": STC_CHECKPOINT_VERSION, "meta": meta,
+                       **{k: net.state_dict() for k, net in nets.items()}}, out_path)
+    return {"last": last, "history": history, "path": str(out_path),
+            "train_frames": len(samples)}
+
+
+def load_stc_generator(path: str | os.PathLike[str]) -> tuple[STCGenerator, dict[str, Any]]:
+    """The generator and its settings (``meta``) from a :func:`train_stc` checkpoint."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"STCnet weights not found: {path} (made by `vrstc train-stc`)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: cannot be loaded with weights_only=True ({exc})") from None
+    if not isinstance(ckpt, dict) or "generator" not in ckpt or "meta" not in ckpt:
+        raise ValueError(f"{path}: not an STCnet checkpoint (written by `vidreid vrstc "
+                         "train-stc`); did you pass the re-ID weights instead?")
+    meta = dict(ckpt["meta"])
+    g = STCGenerator(int(meta["base_channels"]))
+    g.load_state_dict(ckpt["generator"])
+    return g.eval(), meta
+
+
+# ----------------------------------------------------------------------------- completion
+@torch.no_grad()
+def complete_tracklet(
+    generator: STCGenerator,
+    original: torch.Tensor,
+    work: torch.Tensor,
+    occluded: torch.Tensor,
+    num_neighbours: int = DEFAULT_NUM_NEIGHBOURS,
+) -> dict[int, torch.Tensor]:
+    """Complete the occluded stripes of one tracklet.
+
+    ``original`` uint8 ``[T,3,H0,W0]``, ``work`` ``[T,3,H,W]`` in [-1, 1], ``occluded [T,R]``
+    bool. Returns ``{t: uint8 [3, H0, W0]}`` for every frame with an occluded stripe: the
+    original pixels outside the stripes, the generator's output (resized to the original
+    size) inside them.
+    """
+    targets = [int(t) for t in torch.nonzero(occluded.any(dim=1)).flatten()]
+    if not targets:
+        return {}
+    device = next(generator.parameters()).device
+    h, w = work.shape[-2:]
+    holes = stripe_mask(occluded, h, w)  # [T, 1, H, W]
+    nb, nb_mask = neighbour_batch(work, holes, targets, num_neighbours)
+    out = generator(work[targets].to(device), holes[targets].to(device), nb.to(device),
+                    nb_mask.to(device))["completed"].cpu()  # [N, 3, H, W]
+    h0, w0 = original.shape[-2:]
+    big = to_uint8(TF.resize(out, [h0, w0], antialias=True))  # [N, 3, H0, W0]
+    big_holes = stripe_mask(occluded[targets], h0, w0).bool()  # [N, 1, H0, W0]
+    merged = torch.where(big_holes, big, original[targets])
+    return {t: merged[n] for n, t in enumerate(targets)}
+
+
+def _save_frame(path: Path, image: torch.Tensor, jpeg_quality: int) -> None:
+    """Encode ``image`` (uint8 ``[3,H,W]``) in ``path``'s format, write atomically."""
+    fmt = PIL_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"cannot re-encode {path}: unknown image format {path.suffix!r}")
+    buf = io.BytesIO()
+    opts = {"quality": jpeg_quality} if fmt == "JPEG" else {}
+    Image.fromarray(image.permute(1, 2, 0).numpy()).save(buf, format=fmt, **opts)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buf.getbuffer())
+        os.replace(tmp, path)  # replaces the hard link, never the input's file
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link ``src`` at ``dst`` (copy across file systems), atomically."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.parent / f".{dst.name}.{os.getpid()}.tmp"
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(src, tmp)
+    except OSError:
+        shutil.copy2(src, tmp)
+    os.replace(tmp, dst)
+
+
+def prepare_output(root: Path, out: Path) -> None:
+    """Refuse an output inside / around the input or over a finished or foreign folder."""
+    if out == root or root in out.parents or out in root.parents:
+        raise ValueError(f"output {out} overlaps the input dataset root {root}: the input is "
+                         "never modified; choose a folder outside it")
+    if (out / FINISHED_MARKER).exists():
+        raise ValueError(f"{out} already holds a finished completion ({FINISHED_MARKER}); "
+                         "choose another --out or delete it")
+    if out.exists() and any(out.iterdir()) and not (out / IN_PROGRESS_MARKER).exists():
+        raise ValueError(f"{out} exists and is not empty; choose a new folder for --out")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / IN_PROGRESS_MARKER).touch()
+
+
+def complete_dataset(
+    name: str,
+    root: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    reid: VideoReIDModel,
+    generator: STCGenerator,
+    *,
+    height: int,
+    width: int,
+    options: dict[str, Any] | None = None,
+    num_regions: int = DEFAULT_NUM_REGIONS,
+    tau: float = OCCLUSION_TAU,
+    num_neighbours: int = DEFAULT_NUM_NEIGHBOURS,
+    jpeg_quality: int = JPEG_QUALITY,
+    device: torch.device | str = "cpu",
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Write the completed copy of dataset ``name`` at ``root`` to ``out``; returns a summary.
+
+    The output has the input's layout (the dataset folder mirrored by hard links / copies)
+    with the completed frames replaced; ``build_dataset(name, out, **options)`` loads it.
+    """
+    from tqdm import tqdm
+
+    from vidreid.data import build_dataset
+
+    dataset = build_dataset(name, root, **(options or {}))
+    root_abs, out_abs = Path(root).resolve(), Path(out).resolve()
+    ddir = Path(dataset.root).resolve()
+    prepare_output(root_abs, out_abs)
+    out_ddir = out_abs / ddir.relative_to(root_abs) if ddir != root_abs else out_abs
+    for folder, _, files in os.walk(ddir):
+        for f in files:
+            src = Path(folder) / f
+            _link_or_copy(src, out_ddir / src.relative_to(ddir))
+    device = torch.device(device)
+    reid = reid.to(device).eval()
+    generator = generator.to(device).eval()
+    locator = OcclusionLocator(reid, num_regions=num_regions, tau=tau)
+    unique = list(dict.fromkeys(t.frames for t in
+                                (*dataset.train, *dataset.query, *dataset.gallery)))
+    frames_done = regions_done = frames_seen = 0
+    for frames in tqdm(unique, desc="complete", disable=not progress):
+        rel = []
+        for p in frames:
+            path = Path(p).resolve()
+            if ddir not in path.parents:
+                raise DatasetError(f"frame {p} lies outside the dataset folder {ddir}")
+            rel.append(path.relative_to(ddir))
+        original, work = load_tracklet(frames, height, width)
+        occluded = locator(reid_normalise(work.to(device)))["occluded"].cpu()  # [T, R]
+        done = complete_tracklet(generator, original, work, occluded, num_neighbours)
+        for t, image in done.items():
+            _save_frame(out_ddir / rel[t], image, jpeg_quality)
+        frames_seen += len(frames)
+        frames_done += len(done)
+        regions_done += int(occluded.sum())
+    summary = {"dataset": name, "input": str(root_abs), "output": str(out_abs),
+               "tracklets": len(unique), "frames": frames_seen, "frames_completed": frames_done,
+               "regions_completed": regions_done, "num_regions": num_regions, "tau": tau,
+               "height": height, "width": width, "num_neighbours": num_neighbours}
+    fd, tmp = tempfile.mkstemp(prefix=f".{FINISHED_MARKER}.", dir=out_abs)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(summary, fh, indent=2)
+    os.replace(tmp, out_abs / FINISHED_MARKER)
+    (out_abs / IN_PROGRESS_MARKER).unlink(missing_ok=True)
+    return summary
