@@ -116,16 +116,24 @@ def test_default_groups_are_the_renderers_and_bad_groups_are_named() -> None:
         attribute_groups({"a": ["wings"]})
 
 
-def test_generated_attribute_file_loads_with_renderer_vocab(tmp_path: Path) -> None:
+def test_generated_attribute_file_keys_the_layouts_raw_pids(tmp_path: Path) -> None:
+    # iLIDS-VID / PRID number person folders with gaps, so the raw pid a loader reports is not
+    # the rendered identity's number: the attribute rows must follow the raw pid.
     from vidreid.data.synth.generate import _write_attributes
+    from vidreid.data.synth.layouts import Plan
     from vidreid.data.synth.render import sample_identities
 
-    idents = sample_identities(6, np.random.default_rng(0), first_pid=1)
+    idents = sample_identities(3, np.random.default_rng(0), first_pid=1)
+    plan = Plan("ilidsvid", "i-LIDS-VID", "png", num_identities=3)
+    for identity, folder_number in ((1, 4), (2, 9), (3, 12)):
+        for cam in (0, 1):
+            plan.add("all", folder_number, cam, identity, [f"p{folder_number}_{cam}.png"])
+    plan.add("test", 0, 0, 2, ["distractor.png"])  # shared pids 0 / -1 get no row
     path = tmp_path / "attributes.csv"
-    _write_attributes(str(path), idents)
+    _write_attributes(str(path), idents, plan)
     _, values = attribute_groups()
     table = load_attribute_table(path, list(values), values)
-    for ident in idents:
-        row = table.codes[ident.pid]
-        assert [table.decode(c, int(v)) for c, v in zip(values, row, strict=True)] == [
-            ident.attributes[c] for c in values]
+    assert sorted(table.codes) == [4, 9, 12]
+    for ident, raw in zip(idents, (4, 9, 12), strict=True):
+        decoded = [table.decode(c, int(v)) for c, v in zip(values, table.codes[raw], strict=True)]
+        assert decoded == [ident.attributes[c] for c in values]

@@ -84,10 +84,10 @@ def test_roundtrip(tmp_path, layout):
             assert sorted(train_raw + test_raw) == eligible
             assert len(eligible) < IDS  # the filter had something to filter
 
-    # Attribute table: one row per rendered identity.
+    # Attribute table: one row per raw pid the layout writes (0 / -1 are shared: no row).
     with open(ds.attributes_file, newline="") as f:
         table = list(csv.DictReader(f))
-    assert {int(r["pid"]) for r in table} >= {r["identity"] for r in rows}
+    assert {int(r["pid"]) for r in table} == {r["pid"] for r in rows if r["pid"] > 0}
 
     # Ground truth of an occluded frame: masks of the frame size and the clean render.
     row = next(r for r in rows if any(r["occluded"]))

@@ -109,14 +109,22 @@ def _prepare_output(out: str, ddir: str, layout: str, overwrite: bool) -> None:
     os.makedirs(ddir, exist_ok=True)
 
 
-def _write_attributes(path: str, identities: Sequence[Any]) -> None:
+def _write_attributes(path: str, identities: Sequence[Any], plan: Plan) -> None:
+    """One row per raw pid the layout writes (MARS/Duke reuse the identity number; iLIDS and
+    PRID number person folders differently), so loaders' raw pids find their row. Distractor
+    (0) and junk (-1) pids are shared by several identities and are left out."""
     from vidreid.data.synth.render import ATTRIBUTE_COLUMNS
 
+    by_identity = {ident.pid: ident for ident in identities}
+    rows: dict[int, Any] = {}
+    for t in plan.tracklets:
+        if t.pid > 0:
+            rows.setdefault(t.pid, by_identity[t.identity])
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["pid", *ATTRIBUTE_COLUMNS])
-        for ident in sorted(identities, key=lambda i: i.pid):
-            w.writerow([ident.pid, *(ident.attributes[c] for c in ATTRIBUTE_COLUMNS)])
+        for pid in sorted(rows):
+            w.writerow([pid, *(rows[pid].attributes[c] for c in ATTRIBUTE_COLUMNS)])
 
 
 def _write_table(ddir: str, plan: Plan, occluded: dict[int, list[bool]]) -> None:
@@ -220,7 +228,7 @@ def generate(
                 bar.update()
     bar.close()
 
-    _write_attributes(os.path.join(ddir, ATTRIBUTES_FILE), identities)
+    _write_attributes(os.path.join(ddir, ATTRIBUTES_FILE), identities, plan)
     write_index(plan, ddir)
     _write_table(ddir, plan, occluded)
     return out
