@@ -1,0 +1,195 @@
+"""GLTR (vidreid/models/gltr.py): shapes, DTP neighbours, TSA attention, zero-init, chunking."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from vidreid.engine.commands import build_criterion_from_config, build_model_from_config
+from vidreid.engine.config import load_config
+from vidreid.models import build_model
+from vidreid.models.gltr import (
+    GLTR,
+    DilatedTemporalPyramid,
+    GLTRHead,
+    TemporalSelfAttention,
+)
+
+H, W = 32, 16  # tiny frames keep the tests fast
+NUM_CLASSES = 10
+PAPER_DATASETS = ("mars", "dukev", "ilidsvid", "prid2011", "lsvid")
+CONFIGS = sorted((Path(__file__).parents[2] / "configs" / "gltr").glob("*.yaml"))
+
+
+def tiny_gltr(**kw) -> GLTR:
+    torch.manual_seed(0)
+    return build_model("gltr", NUM_CLASSES, backbone="tiny", **kw)
+
+
+@pytest.mark.parametrize("t", [1, 2, 16])
+def test_train_shapes_and_extras(t: int) -> None:
+    model = tiny_gltr().train()
+    out = model(torch.randn(2, t, 3, H, W), return_extras=True)
+    assert out["features"].shape == (2, 512)
+    assert out["logits"].shape == (2, NUM_CLASSES)
+    assert out["extras"]["temporal_attention"].shape == (2, t, t)
+    weights = out["extras"]["temporal_weights"]
+    assert weights.shape == (2, t)
+    torch.testing.assert_close(weights.sum(dim=1), torch.ones(2))
+
+
+def test_eval_returns_features_only_without_extras() -> None:
+    model = tiny_gltr().eval()
+    with torch.no_grad():
+        out = model(torch.randn(3, 4, 3, H, W))
+    assert set(out) == {"features"}
+    assert out["features"].shape == (3, model.feature_dim)
+
+
+def test_900_frames_in_one_chunked_pass() -> None:
+    """A MARS-length tracklet in one pass; the backbone never sees more than frame_chunk frames."""
+    chunk = 128
+    model = tiny_gltr(frame_chunk=chunk).eval()
+    seen: list[int] = []
+    model.backbone.register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape[0]))
+    with torch.no_grad():
+        out = model(torch.randn(1, 900, 3, 16, 8), return_extras=True)  # tiny frames
+    assert out["features"].shape == (1, 512)
+    assert out["extras"]["temporal_weights"].shape == (1, 900)
+    assert max(seen) == chunk and sum(seen) == 900
+
+
+def test_chunking_does_not_change_the_features() -> None:
+    model = tiny_gltr(frame_chunk=7).train()
+    seen: list[int] = []
+    model.backbone.register_forward_hook(lambda m, inp, out: seen.append(inp[0].shape[0]))
+    model(torch.randn(2, 5, 3, H, W))
+    assert seen == [10]  # training: one pass, BatchNorm statistics over the whole batch
+    model.eval()
+    clip = torch.randn(2, 20, 3, H, W)
+    with torch.no_grad():
+        chunked = model(clip)["features"]
+        model.frame_chunk = None
+        whole = model(clip)["features"]
+    torch.testing.assert_close(chunked, whole, rtol=1e-4, atol=1e-5)
+
+
+def test_dtp_sees_the_right_neighbours() -> None:
+    """A unit impulse at frame t0 reaches exactly frames t0 - r, t0, t0 + r of branch r."""
+    t, t0 = 12, 5
+    dtp = DilatedTemporalPyramid(1, dilations=(1, 2, 3))
+    taps = torch.tensor([1.0, 10.0, 100.0])  # out_t = 1 x_{t-r} + 10 x_t + 100 x_{t+r}
+    for branch in dtp.branches:
+        branch.weight.data.copy_(taps.view(1, 1, 3))
+    x = torch.zeros(1, 1, t)
+    x[0, 0, t0] = 1.0
+    out = dtp(x)
+    assert out.shape == (1, 4, t)  # input + 3 branches, same length
+    torch.testing.assert_close(out[0, 0], x[0, 0])  # the input is passed through
+    for k, r in enumerate((1, 2, 3), start=1):
+        expected = torch.zeros(t)
+        expected[t0 + r] = 1.0  # frame t0 + r reads its left neighbour t0
+        expected[t0] = 10.0
+        expected[t0 - r] = 100.0  # frame t0 - r reads its right neighbour t0
+        torch.testing.assert_close(out[0, k], expected)
+
+
+def test_dtp_pads_with_zeros_at_the_clip_ends() -> None:
+    dtp = DilatedTemporalPyramid(1, dilations=(2,))
+    dtp.branches[0].weight.data.fill_(1.0)
+    x = torch.arange(1.0, 5.0).view(1, 1, 4)  # frames 1, 2, 3, 4
+    torch.testing.assert_close(dtp(x)[0, 1], torch.tensor([1.0 + 3, 2 + 4, 3 + 1, 4 + 2]))
+
+
+def test_dtp_rejects_bad_dilations() -> None:
+    with pytest.raises(ValueError, match="dilations"):
+        DilatedTemporalPyramid(8, dilations=())
+    with pytest.raises(ValueError, match="dilations"):
+        DilatedTemporalPyramid(8, dilations=(1, 0))
+
+
+def test_tsa_rows_sum_to_one_and_weights_are_column_means() -> None:
+    torch.manual_seed(0)
+    tsa = TemporalSelfAttention(16)
+    _, attention = tsa(torch.randn(3, 16, 7) * 3)
+    torch.testing.assert_close(attention.sum(dim=-1), torch.ones(3, 7))
+    assert (attention > 0).all()
+    assert not torch.allclose(attention, torch.full_like(attention, 1 / 7))  # not trivially flat
+
+    model = tiny_gltr().eval()
+    with torch.no_grad():
+        extras = model(torch.randn(2, 5, 3, H, W), return_extras=True)["extras"]
+    torch.testing.assert_close(extras["temporal_weights"], extras["temporal_attention"].mean(dim=1))
+
+
+def test_tsa_starts_as_identity_and_learns() -> None:
+    torch.manual_seed(0)
+    tsa = TemporalSelfAttention(16).train()
+    x = torch.randn(4, 16, 6)
+    z, _ = tsa(x)
+    torch.testing.assert_close(z, x)  # zero-initialised output BN
+    opt = torch.optim.SGD(tsa.parameters(), lr=0.1)
+    z.pow(2).sum().backward()
+    opt.step()
+    z_after, _ = tsa(x)
+    assert not torch.allclose(z_after, x)
+
+
+def test_head_at_init_is_the_temporal_mean_of_the_pyramid() -> None:
+    torch.manual_seed(0)
+    head = GLTRHead(in_channels=32, reduced_dim=8, dilations=(1, 2)).eval()
+    frames = torch.randn(2, 6, 32)
+    gltr, _ = head(frames)
+    expected = head.dtp(head.reduction(frames).transpose(1, 2)).mean(dim=2)
+    assert gltr.shape == (2, 24)
+    torch.testing.assert_close(gltr, expected)
+
+
+def test_dilations_and_reduced_dim_set_the_descriptor_width() -> None:
+    model = tiny_gltr(reduced_dim=16, dilations=(1, 2, 4, 8))
+    assert model.feature_dim == 16 * 5
+    assert model(torch.randn(2, 3, 3, H, W))["features"].shape == (2, 80)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="frame_chunk"):
+        tiny_gltr(frame_chunk=0)
+    with pytest.raises(ValueError, match=r"\[B, T, 3, H, W\]"):
+        tiny_gltr()(torch.randn(2, 3, H, W))
+
+
+def test_resnet50_paper_configuration_shape() -> None:
+    """The paper's configuration (ResNet-50, last stride 1, d = 128) at a small resolution."""
+    model = build_model("gltr", NUM_CLASSES, backbone="resnet50").eval()
+    assert model.head.reduction.in_features == 2048
+    with torch.no_grad():
+        out = model(torch.randn(1, 2, 3, 64, 32), return_extras=True)
+    assert out["features"].shape == (1, 512)
+    assert out["extras"]["temporal_weights"].shape == (1, 2)
+
+
+def test_configs_exist_for_every_dataset() -> None:
+    names = {p.stem for p in CONFIGS}
+    assert {*PAPER_DATASETS, "synth", "bench_gltr"} <= names
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_loads_and_builds(path: Path) -> None:
+    """Every GLTR config loads and builds (backbone swapped to ``tiny`` to stay fast)."""
+    cfg = load_config(path, ["model.backbone=tiny", "model.weights=null"])
+    assert cfg.model.name == "gltr"
+    assert cfg.data.test_sampling == "all" and cfg.data.max_clip_len is None
+    model = build_model_from_config(cfg, NUM_CLASSES).train()
+    criterion = build_criterion_from_config(cfg, NUM_CLASSES, model.feature_dim)
+    assert set(criterion.terms) == {"cross_entropy"}  # softmax loss only, as the paper
+    out = model(torch.randn(2, 3, 3, H, W))
+    assert out["logits"].shape == (2, NUM_CLASSES)
+    if path.stem in PAPER_DATASETS:  # the paper's recipe on the real datasets
+        assert cfg.data.seq_len == 16 and cfg.data.batch_size == 10
+        assert cfg.optim.name == "sgd" and cfg.optim.lr == 0.01
+        assert cfg.sched.name == "step" and cfg.sched.step_size == 120
+        assert cfg.sched.gamma == 0.1
+        assert load_config(path).model.backbone == "resnet50"
+        assert model.feature_dim == 512

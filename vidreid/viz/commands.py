@@ -1,0 +1,180 @@
+"""``vidreid viz masks|attention``: draw what a trained model looks at on one tracklet.
+
+Both sub-commands load a config and its weights, read the frames of a tracklet folder (sorted
+by the numbers in their names, so ``f2.jpg`` comes before ``f10.jpg``), run the model in eval
+mode with ``return_extras=True`` on the whole tracklet as one clip, and plot:
+
+- ``masks``: ``extras["spatial_masks"]`` (``{module: [B, T, h, w]}``) over the frames, with
+  :func:`vidreid.viz.masks.draw_masks`;
+- ``attention``: ``extras["temporal_weights"]`` (``[B, T]`` or ``[B, G, T]``, optional
+  ``extras["temporal_weight_labels"]``) under the frame strip, with
+  :func:`vidreid.viz.attention.draw_temporal_weights`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
+
+
+def _natural_key(path: Path) -> list[Any]:
+    """``img10.jpg`` after ``img9.jpg``: digit runs compare as numbers."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", path.name)]
+
+
+def tracklet_frame_paths(
+    folder: str, max_frames: int | None = None, pattern: str = "*"
+) -> list[str]:
+    """Image files of a tracklet folder in numeric order (an evenly spaced subset if capped).
+
+    ``pattern`` (a glob on file names) picks one tracklet in a folder holding several, e.g.
+    ``0001C1T0003F*`` in a MARS identity folder.
+    """
+    if max_frames is not None and max_frames < 1:
+        raise ValueError(f"--max-frames must be a positive number of frames, got {max_frames}")
+    root = Path(folder)
+    if not root.is_dir():
+        raise FileNotFoundError(f"tracklet folder not found: {folder}")
+    paths = sorted(
+        (p for p in root.glob(pattern) if p.is_file() and p.suffix.lower() in FRAME_EXTENSIONS),
+        key=_natural_key,
+    )
+    if not paths:
+        raise ValueError(
+            f"no frames matching {pattern!r} in {folder}: expected image files "
+            f"({', '.join(FRAME_EXTENSIONS)})"
+        )
+    if max_frames is not None and len(paths) > max_frames:
+        keep = np.linspace(0, len(paths) - 1, max_frames).round().astype(int)
+        paths = [paths[i] for i in keep]
+    return [str(p) for p in paths]
+
+
+def _num_classes_of(weights: str) -> int:
+    """Classifier width stored in a trainer checkpoint, else read off the classifier weight."""
+    from vidreid.engine.checkpoint import load_model_weights
+
+    try:
+        ckpt = torch.load(weights, map_location="cpu", weights_only=True)
+    except Exception:  # load_model_weights below raises the clear error
+        ckpt = None
+    if isinstance(ckpt, dict) and "num_classes" in ckpt:
+        return int(ckpt["num_classes"])
+    state = load_model_weights(weights)
+    classifier = [v for k, v in state.items() if "classifier" in k and k.endswith("weight")]
+    return int(classifier[-1].shape[0]) if classifier else 1
+
+
+def run_on_tracklet(
+    config: str,
+    overrides: list[str],
+    weights: str,
+    tracklet: str,
+    max_frames: int | None,
+    pattern: str = "*",
+) -> tuple[list[np.ndarray], dict[str, Any]]:
+    """The tracklet's frames (``H x W x 3`` uint8) and the model's ``extras`` for them."""
+    from vidreid.data.video_dataset import read_frames
+    from vidreid.engine.commands import build_transform, load_for_eval
+    from vidreid.engine.config import load_config
+
+    cfg = load_config(config, overrides)
+    paths = tracklet_frame_paths(tracklet, max_frames, pattern)
+    model = load_for_eval(cfg, weights, _num_classes_of(weights)).eval()
+    raw = read_frames(paths)  # uint8 [T, 3, H, W]
+    clip = build_transform(cfg, train=False)(raw).unsqueeze(0)  # [1, T, 3, h, w]
+    with torch.no_grad():
+        out = model(clip, return_extras=True)
+    extras = out.get("extras")
+    if not extras:
+        raise ValueError(f"model {cfg.model.name!r} returns no extras to visualise")
+    frames = [f.permute(1, 2, 0).numpy() for f in raw]
+    return frames, extras
+
+
+def _to_numpy(x: Any) -> Any:
+    return x.detach().float().cpu().numpy() if isinstance(x, torch.Tensor) else x
+
+
+def cmd_masks(args: argparse.Namespace) -> int:
+    from vidreid.viz.masks import draw_masks
+
+    frames, extras = run_on_tracklet(
+        args.config, args.overrides, args.weights, args.tracklet, args.max_frames, args.pattern
+    )
+    masks = extras.get("spatial_masks")
+    if not masks:
+        raise ValueError(
+            f"the model of {args.config} returns no extras['spatial_masks']; "
+            "`viz masks` needs a model with spatial masks (e.g. cosam)"
+        )
+    draw_masks(frames, {name: _to_numpy(m)[0] for name, m in masks.items()}, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_attention(args: argparse.Namespace) -> int:
+    from vidreid.viz.attention import draw_temporal_weights
+
+    frames, extras = run_on_tracklet(
+        args.config, args.overrides, args.weights, args.tracklet, args.max_frames, args.pattern
+    )
+    if "temporal_weights" not in extras:
+        raise ValueError(
+            f"the model of {args.config} returns no extras['temporal_weights']; "
+            "`viz attention` needs a model with temporal weights (e.g. gltr)"
+        )
+    weights = _to_numpy(extras["temporal_weights"])[0]  # [T] or [G, T]
+    labels = extras.get("temporal_weight_labels")
+    draw_temporal_weights(frames, weights, args.out, labels=list(labels) if labels else None)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``viz masks`` and ``viz attention`` to the ``vidreid`` command."""
+    viz = subparsers.add_parser("viz", help="visualise a model's masks or temporal weights")
+    sub = viz.add_subparsers(dest="viz_command", required=True, metavar="WHAT")
+    for name, func, help_text, default_out in (
+        (
+            "masks",
+            cmd_masks,
+            "spatial masks over the frames (extras['spatial_masks'])",
+            "masks.png",
+        ),
+        (
+            "attention",
+            cmd_attention,
+            "temporal weights under the frame strip (extras['temporal_weights'])",
+            "attention.png",
+        ),
+    ):
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("config", metavar="CONFIG", help="the model's YAML config")
+        p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
+        p.add_argument(
+            "--weights", required=True, help="checkpoint (last.pt / best.pt) or state dict"
+        )
+        p.add_argument(
+            "--tracklet", required=True, metavar="DIR", help="folder of one tracklet's frames"
+        )
+        p.add_argument("--out", default=default_out, help=f"PNG to write (default {default_out})")
+        p.add_argument(
+            "--max-frames",
+            type=int,
+            default=None,
+            help="use an evenly spaced subset of at most this many frames",
+        )
+        p.add_argument(
+            "--pattern",
+            default="*",
+            help="glob on frame file names selecting one tracklet, e.g. '0001C1T0003F*'",
+        )
+        p.set_defaults(func=func)
