@@ -48,6 +48,18 @@ def test_eval_returns_features_only_without_extras() -> None:
     assert out["features"].shape == (3, model.feature_dim)
 
 
+def test_eval_features_are_the_gltr_of_the_backbone_frames() -> None:
+    """Eval ``features`` = temporal mean of DTP + TSA over the backbone's GAP frame features."""
+    model = tiny_gltr().eval()
+    clips = torch.randn(2, 5, 3, H, W)
+    with torch.no_grad():
+        frames = model.backbone(clips.flatten(0, 1)).mean(dim=(2, 3)).view(2, 5, -1)
+        expected, _ = model.head(frames)
+        out = model(clips)["features"]
+    assert out.shape == (2, 512)
+    torch.testing.assert_close(out, expected)
+
+
 def test_900_frames_in_one_chunked_pass() -> None:
     """A MARS-length tracklet in one pass; the backbone never sees more than frame_chunk frames."""
     chunk = 128
@@ -183,10 +195,14 @@ def test_config_loads_and_builds(path: Path) -> None:
     assert cfg.data.test_sampling == "all" and cfg.data.max_clip_len is None
     model = build_model_from_config(cfg, NUM_CLASSES).train()
     criterion = build_criterion_from_config(cfg, NUM_CLASSES, model.feature_dim)
-    assert set(criterion.terms) == {"cross_entropy"}  # softmax loss only, as the paper
     out = model(torch.randn(2, 3, 3, H, W))
     assert out["logits"].shape == (2, NUM_CLASSES)
+    if path.stem not in PAPER_DATASETS:
+        # synthetic recipe (synth.yaml): softmax + triplet on PK batches with positives
+        assert set(criterion.terms) == {"cross_entropy", "triplet"}
+        assert cfg.data.num_instances >= 2
     if path.stem in PAPER_DATASETS:  # the paper's recipe on the real datasets
+        assert set(criterion.terms) == {"cross_entropy"}  # softmax loss only, as the paper
         assert cfg.data.seq_len == 16 and cfg.data.batch_size == 10
         assert cfg.optim.name == "sgd" and cfg.optim.lr == 0.01
         assert cfg.sched.name == "step" and cfg.sched.step_size == 120

@@ -32,6 +32,11 @@ Where we depart or where the paper is silent and the default is ours:
   normalisation is the evaluation config's ``normalize`` flag, not part of the model;
 - the paper trains the 2D CNN first (image classification) and then DTP + TSA; we train the
   whole network end to end in one stage from the ImageNet backbone (one recipe per config);
+- the synthetic configs (``configs/gltr/synth.yaml``, ``bench_gltr.yaml``: the ``tiny``
+  backbone from scratch, ~80 steps) depart from the paper's recipe: PK batches of 8
+  identities x 2 tracklets x 8 frames and softmax + triplet. With the paper's one 16-frame
+  tracklet per identity and softmax only, that budget left the features camera-dominated
+  (R1 near chance, the averaged backbone features alike); the model is the same;
 - test time processes the whole tracklet in one pass as the paper does (test clip strategy
   ``all``); in eval mode ``frame_chunk`` runs the backbone over at most that many frames at
   a time, so a 900-frame MARS tracklet does not hold 900 frames of backbone activations at
