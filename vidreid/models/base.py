@@ -15,6 +15,14 @@ the engine:
 ``encode_image(images [B, 3, H, W]) -> [B, D]`` is the image-side descriptor used by the
 image-to-video protocols; the default treats an image as a one-frame clip.
 
+Optional split for fast extraction (``vidreid.retrieval.extractor``): a model whose frames
+are encoded independently returns True from ``can_encode_frames()`` and implements
+``encode_frames(frames [N, 3, H, W]) -> [N, ...]`` (per-frame features, whatever its head
+needs) and ``aggregate(frame_feats [B, T, ...]) -> [B, D]`` (the eval-mode descriptor), with
+``aggregate(encode_frames(x.flatten(0, 1)).unflatten(0, (B, T)))`` equal to
+``forward(x)["features"]`` in eval mode. The extractor then batches frames of many
+tracklets together; other models are run clip by clip.
+
 Modules inserted into a frame-wise backbone that need the clip length (non-local blocks,
 co-attention) subclass :class:`FrameBatchModule`; the model wraps its backbone call in
 ``with clip_length(backbone, T):``.
@@ -39,6 +47,18 @@ class VideoReIDModel(nn.Module):
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         return self(images.unsqueeze(1))["features"]
+
+    def can_encode_frames(self) -> bool:
+        """Whether :meth:`encode_frames` / :meth:`aggregate` split this model's forward."""
+        return False
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Per-frame features ``[N, 3, H, W] -> [N, ...]`` (frames independent)."""
+        raise NotImplementedError(f"{type(self).__name__} has no separate frame encoder")
+
+    def aggregate(self, frame_feats: torch.Tensor) -> torch.Tensor:
+        """Clip descriptors ``[B, T, ...] -> [B, D]`` from :meth:`encode_frames` outputs."""
+        raise NotImplementedError(f"{type(self).__name__} has no separate temporal head")
 
 
 class FrameBatchModule(nn.Module):

@@ -87,19 +87,36 @@ class VideoBaseline(VideoReIDModel):
         maps = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
         return maps.reshape(b, t, *maps.shape[1:])  # [B, T, C, h, w]
 
+    def _outputs(self, feat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Head output ``[B, D_head]`` -> embedding -> neck / classifier outputs."""
+        feat = self.embedding(feat)  # [B, D]
+        if self.neck is not None:
+            return self.neck(feat)
+        out = {"features": feat}
+        if self.training:
+            out["logits"] = self.classifier(feat)
+        return out
+
     def forward(self, clips: torch.Tensor, return_extras: bool = False) -> dict[str, torch.Tensor]:
         maps = self.frame_maps(clips)  # [B, T, C, h, w]
         feat, extras = self.head(maps, return_extras=True)  # [B, D_head]
-        feat = self.embedding(feat)  # [B, D]
-        if self.neck is not None:
-            out = self.neck(feat)
-        else:
-            out = {"features": feat}
-            if self.training:
-                out["logits"] = self.classifier(feat)
+        out = self._outputs(feat)
         if return_extras:
             out["extras"] = extras
         return out
+
+    def can_encode_frames(self) -> bool:
+        """Frames are independent unless a subclass changes ``forward`` or the backbone mixes
+        the frames of a clip (non-local blocks)."""
+        return type(self).forward is VideoBaseline.forward and not uses_clip_length(self.backbone)
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """``[N, 3, H, W] -> [N, C, h', w']``: backbone maps, GAP'd if the head allows."""
+        return self.head.summarize_frames(self.backbone(frames))
+
+    def aggregate(self, frame_feats: torch.Tensor) -> torch.Tensor:
+        """``[B, T, C, h', w'] -> [B, D]``: the test-time descriptor of ``forward``."""
+        return self._outputs(self.head(frame_feats))["features"]
 
 
 @MODELS.register("nonlocal")

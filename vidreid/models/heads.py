@@ -31,6 +31,14 @@ class TemporalHead(nn.Module):
     def aggregate(self, fmaps: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
+    def summarize_frames(self, maps: torch.Tensor) -> torch.Tensor:
+        """The smallest per-frame input the head gives the same result from.
+
+        ``[N, C, h, w] -> [N, C, h', w']``; the identity here, the GAP (1x1 maps) for heads
+        that only see GAP'd frames. Lets an extractor keep frame features compact.
+        """
+        return maps
+
     def forward(
         self, fmaps: torch.Tensor, return_extras: bool = False
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -48,8 +56,15 @@ def frame_vectors(fmaps: torch.Tensor) -> torch.Tensor:
     return fmaps.mean(dim=(3, 4))
 
 
+class PooledFramesHead(TemporalHead):
+    """A head that only sees GAP'd frames: 1x1 frame maps are enough input."""
+
+    def summarize_frames(self, maps: torch.Tensor) -> torch.Tensor:
+        return maps.mean(dim=(2, 3), keepdim=True)  # [N, C, h, w] -> [N, C, 1, 1]
+
+
 @HEADS.register("tp")
-class TemporalAvgPool(TemporalHead):
+class TemporalAvgPool(PooledFramesHead):
     """TP: mean over time of the GAP'd frame features."""
 
     def __init__(self, in_channels: int) -> None:
@@ -61,7 +76,7 @@ class TemporalAvgPool(TemporalHead):
 
 
 @HEADS.register("tmp")
-class TemporalMaxPool(TemporalHead):
+class TemporalMaxPool(PooledFramesHead):
     """TMP: element-wise max over time of the GAP'd frame features."""
 
     def __init__(self, in_channels: int) -> None:
@@ -119,7 +134,7 @@ class TemporalAttention(TemporalHead):
 
 
 @HEADS.register("rnn")
-class TemporalRNN(TemporalHead):
+class TemporalRNN(PooledFramesHead):
     """RNN: an LSTM over the GAP'd frame features, outputs averaged over time (Gao & Nevatia)."""
 
     def __init__(

@@ -1,0 +1,530 @@
+"""Tracklet descriptors from a trained model: the Python API behind ``vidreid extract`` and
+search by image / frame folder / video.
+
+A tracklet's descriptor is computed exactly as ``vidreid eval`` computes it (the mean of its
+test clips' features, clips from the config's test sampling), but fast:
+
+- frames, not tracklets, are the unit of work: a :class:`~torch.utils.data.DataLoader` over
+  the distinct frames the test clips need, decoded and resized in worker processes, batched
+  ``batch_frames`` at a time so one batch mixes many (short) tracklets;
+- models whose frames are encoded independently (``model.can_encode_frames()``, see
+  :mod:`vidreid.models.base`) run their frame encoder on ``[N, 3, H, W]`` batches
+  (channels_last, bf16 autocast where the CPU has native bf16, ``torch.inference_mode``)
+  and their temporal head on each tracklet's clips of gathered frame features;
+- other models (non-local, co-attention...) get the same frame loader, then a clip-wise
+  forward per tracklet.
+
+Features are returned raw (float32); they are L2-normalisable, and the index's ``cosine``
+metric normalises them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Union
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, Dataset
+
+from vidreid.data.tracklet import Tracklet
+
+DEFAULT_BATCH_FRAMES = 32
+RGB = 3
+# Below this many frames a loader worker costs more (process start) than it saves.
+MIN_FRAMES_FOR_WORKERS = 64
+_HASH_CHUNK_BYTES = 1 << 20
+
+FrameRef = Union[str, os.PathLike, np.ndarray, torch.Tensor]
+TrackletLike = Union[Tracklet, Sequence[FrameRef], torch.Tensor, np.ndarray]
+
+
+def resolve_config(config: str | os.PathLike[str] | dict[str, Any] | DictConfig) -> DictConfig:
+    """A config file path, a plain dict or a DictConfig -> the validated experiment config."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from vidreid.engine.config import load_config, schema
+
+    if isinstance(config, (str, os.PathLike)):
+        return load_config(config)
+    if isinstance(config, DictConfig):
+        config = OmegaConf.to_container(config, resolve=True)  # type: ignore[assignment]
+    if not isinstance(config, dict):
+        raise TypeError(
+            f"config must be a path, a dict or a DictConfig, got {type(config).__name__}"
+        )
+    try:
+        cfg = OmegaConf.merge(schema(), OmegaConf.create(config))
+    except OmegaConfBaseException as exc:
+        raise ValueError(f"config: {str(exc).splitlines()[0]}") from None
+    if "name" not in cfg.model:
+        raise ValueError("config: model.name is required (a registered model name)")
+    return cfg  # type: ignore[return-value]
+
+
+def _file_sha256(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_HASH_CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def load_model(cfg: DictConfig, weights: str | os.PathLike[str] | None) -> torch.nn.Module:
+    """Build the config's model and load ``weights`` (trainer checkpoint or state dict).
+
+    The classifier is not used for extraction and its width (training identities) is not
+    in the config: classifier tensors are loaded only when their shape matches. Any other
+    missing, unexpected or mismatched tensor is an error naming the file.
+    """
+    from vidreid.engine.checkpoint import load_model_weights
+    from vidreid.engine.commands import build_model_from_config
+
+    state = load_model_weights(weights) if weights is not None else None
+    num_classes = 1
+    if state is not None:  # the widest classifier output = the training identities
+        widths = [v.shape[0] for k, v in state.items() if "classifier" in k and v.dim() == 2]
+        num_classes = max(widths, default=1)
+    model = build_model_from_config(cfg, num_classes)
+    if state is not None:
+        own = model.state_dict()
+        skipped = [k for k, v in state.items()
+                   if "classifier" in k and k in own and own[k].shape != v.shape]
+        for k in skipped:
+            del state[k]
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as exc:
+            raise ValueError(f"{weights}: does not fit model {cfg.model.name!r}: {exc}") from None
+        missing = [k for k in missing if k not in skipped]
+        if missing or unexpected:
+            raise ValueError(
+                f"{weights}: does not match model {cfg.model.name!r} of the config: missing "
+                f"{missing[:5]}, unexpected {unexpected[:5]}; pass the config it was trained with"
+            )
+    return model.eval()
+
+
+def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype: ``auto`` = fp16 on CUDA, bf16 on a CPU with native bf16, else none."""
+    from vidreid.engine.trainer import autocast_dtype
+
+    if amp == "auto":
+        if device.type == "cuda":
+            return torch.float16
+        if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return torch.bfloat16
+        return None
+    return autocast_dtype(amp, device)
+
+
+class _FrameDataset(Dataset):
+    """Frame references -> preprocessed ``[3, H, W]`` float frames (the test transform)."""
+
+    def __init__(self, frames: Sequence[FrameRef], transform: Any, size: tuple[int, int]) -> None:
+        self.frames = frames
+        self.transform = transform
+        self.size = size
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        from vidreid.data.video_dataset import read_frames
+
+        ref = self.frames[index]
+        if isinstance(ref, torch.Tensor):
+            if ref.dtype != torch.uint8:  # already preprocessed
+                if tuple(ref.shape) != (RGB, *self.size):
+                    raise ValueError(
+                        f"a float frame must be preprocessed to [3, {self.size[0]}, "
+                        f"{self.size[1]}], got {tuple(ref.shape)}; pass uint8 frames to have "
+                        "them resized and normalised"
+                    )
+                return ref.float()
+            raw = ref.unsqueeze(0)  # [1, 3, h, w]
+        elif isinstance(ref, np.ndarray):
+            if ref.ndim != 3 or ref.shape[2] != RGB or ref.dtype != np.uint8:
+                raise ValueError(
+                    f"an array frame must be uint8 [H, W, 3] RGB, got {ref.dtype} {ref.shape}"
+                )
+            raw = torch.tensor(ref).permute(2, 0, 1).unsqueeze(0)  # a copy: arrays may be read-only
+        else:
+            raw = read_frames([os.fspath(ref)])  # [1, 3, h, w] uint8, clear errors
+        return self.transform(raw)[0]
+
+
+def _as_frames(tracklet: Any, position: int) -> list[FrameRef]:
+    """One tracklet in any accepted form -> its list of frame references."""
+    if isinstance(tracklet, Tracklet):
+        frames: list[FrameRef] = list(tracklet.frames)
+    elif isinstance(tracklet, (str, os.PathLike)):
+        frames = [tracklet]
+    elif isinstance(tracklet, (torch.Tensor, np.ndarray)):
+        if tracklet.ndim == 3:
+            frames = [tracklet]
+        elif tracklet.ndim == 4:
+            frames = list(tracklet)
+        else:
+            raise ValueError(
+                f"tracklet {position}: a tensor/array tracklet must be [T, 3, H, W] (tensor) or "
+                f"[T, H, W, 3] (array), got shape {tuple(tracklet.shape)}"
+            )
+    elif isinstance(tracklet, Sequence):
+        frames = list(tracklet)
+    else:
+        raise TypeError(f"tracklet {position}: unsupported type {type(tracklet).__name__}")
+    if not frames:
+        raise ValueError(f"tracklet {position} has no frames: a query needs at least one frame")
+    return frames
+
+
+def _is_batch(x: Any) -> bool:
+    if isinstance(x, Tracklet) or isinstance(x, (str, os.PathLike)):
+        return False
+    if isinstance(x, (torch.Tensor, np.ndarray)):
+        return x.ndim == 5
+    if isinstance(x, Sequence) and len(x) > 0:
+        first = x[0]
+        if isinstance(first, Tracklet):
+            return True
+        if isinstance(first, (torch.Tensor, np.ndarray)):
+            return first.ndim == 4
+        return isinstance(first, Sequence) and not isinstance(first, str)
+    return False
+
+
+def _unwrap_worker_error(exc: Exception) -> Exception:
+    """A loader worker's exception arrives as "Caught X in DataLoader worker process 0.
+    Original Traceback ...": keep only the original message (it names the file)."""
+    text = str(exc)
+    if not text.startswith("Caught "):
+        return exc
+    last = [line for line in text.splitlines() if line.strip()][-1]
+    name = type(exc).__name__
+    message = last.split(f"{name}: ", 1)[1] if f"{name}: " in last else last
+    return type(exc)(message)
+
+
+class FeatureExtractor:
+    """Callable turning tracklets into descriptors with a trained model.
+
+    Args:
+        config: the experiment config (YAML path, dict or DictConfig): model, input size,
+            test sampling (``data.test_sampling``, ``data.test_seq_len``...).
+        weights: trainer checkpoint or state dict; ``None`` keeps the random initialisation
+            (tests, benchmarks).
+        device: ``"cpu"``, ``"cuda"``...
+        batch_frames: frames per encoder batch (frame-split models) / per clip batch.
+        amp: ``auto`` (bf16 on a CPU with native bf16, fp16 on CUDA), ``off``, ``bf16``, ``fp16``.
+        channels_last: NHWC memory layout for the convolutions.
+        num_workers: frame-decoding processes for frame files (0 = in this process).
+
+    ``extractor(tracklet) -> [D]`` and ``extractor([tracklet, ...]) -> [N, D]``; a tracklet is
+    a :class:`~vidreid.data.tracklet.Tracklet`, a list of frame paths, a list of uint8
+    ``[H, W, 3]`` RGB arrays, or a ``[T, 3, H, W]`` tensor (uint8: raw frames; float: already
+    resized and normalised).
+    """
+
+    def __init__(
+        self,
+        config: str | os.PathLike[str] | dict[str, Any] | DictConfig,
+        weights: str | os.PathLike[str] | None,
+        device: str | torch.device = "cpu",
+        *,
+        batch_frames: int = DEFAULT_BATCH_FRAMES,
+        amp: str = "auto",
+        channels_last: bool = True,
+        num_workers: int = 1,
+    ) -> None:
+        from vidreid.data.sampling import TEST_CLIPS
+        from vidreid.engine.commands import build_transform
+        from vidreid.engine.config import to_container
+
+        if batch_frames < 1:
+            raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
+        if num_workers < 0:
+            raise ValueError(f"num_workers must be >= 0, got {num_workers}")
+        self.cfg = resolve_config(config)
+        self.device = torch.device(device)
+        self.batch_frames = int(batch_frames)
+        self.num_workers = int(num_workers)
+        self.dtype = resolve_amp(amp, self.device)
+        self.channels_last = channels_last
+        self.model = load_model(self.cfg, weights).to(self.device)
+        if channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.split = bool(getattr(self.model, "can_encode_frames", lambda: False)())
+        d = self.cfg.data
+        self.size = (int(d.height), int(d.width))
+        self.transform = build_transform(self.cfg, train=False)
+        self.strategy = str(d.test_sampling)
+        TEST_CLIPS.get(self.strategy)
+        self.seq_len = int(d.test_seq_len or d.seq_len)
+        self.strategy_opts = to_container(d.test_sampling_opts)
+        self.max_clip_len = d.max_clip_len
+        self.feature_dim = int(self.model.feature_dim)
+        self.meta: dict[str, Any] = {
+            "extractor": "vidreid.FeatureExtractor/1",
+            "model": to_container(self.cfg.model),
+            "input": {
+                "height": self.size[0],
+                "width": self.size[1],
+                "resize_crop": to_container(d.transforms).get("resize_crop"),
+            },
+            "test_clips": {
+                "strategy": self.strategy,
+                "seq_len": self.seq_len,
+                "opts": self.strategy_opts,
+                "max_clip_len": self.max_clip_len,
+            },
+            "weights_sha256": _file_sha256(weights) if weights is not None else None,
+        }
+
+    @property
+    def identity(self) -> str:
+        """Hash of :attr:`meta`: features with equal identity come from the same model."""
+        from vidreid.retrieval.features_file import meta_identity
+
+        return meta_identity(self.meta)
+
+    # ------------------------------------------------------------------ public calls
+    def __call__(self, tracklets: TrackletLike | Sequence[TrackletLike]) -> torch.Tensor:
+        """Descriptor ``[D]`` of one tracklet, or ``[N, D]`` of a list of tracklets."""
+        batch = _is_batch(tracklets)
+        items = list(tracklets) if batch else [tracklets]  # type: ignore[arg-type]
+        if not items:
+            raise ValueError("no tracklets given")
+        frames = [_as_frames(t, i) for i, t in enumerate(items)]
+        feats = torch.stack(list(self.iter_features(frames)))
+        return feats if batch else feats[0]
+
+    def iter_features(
+        self, tracklets: Sequence[Sequence[FrameRef]], progress: bool = False
+    ) -> Iterator[torch.Tensor]:
+        """Yield each tracklet's ``[D]`` float32 descriptor, in order (frames batched across
+        tracklets; memory holds one frame batch plus the tracklets it touches)."""
+        plans = [self._plan(len(t), i) for i, t in enumerate(tracklets)]
+        flat = [t[j] for t, (needed, _) in zip(tracklets, plans, strict=True) for j in needed]
+        counts = [len(needed) for needed, _ in plans]
+        workers = self.num_workers
+        if len(flat) < MIN_FRAMES_FOR_WORKERS or not all(
+            isinstance(f, (str, os.PathLike)) for f in flat
+        ):
+            workers = 0
+        loader = DataLoader(
+            _FrameDataset(flat, self.transform, self.size),
+            batch_size=self.batch_frames,
+            num_workers=workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+            prefetch_factor=4 if workers else None,
+        )
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(tracklets), desc="tracklets", unit="tracklet", dynamic_ncols=True)
+        pending: list[torch.Tensor] = []
+        buffered = 0
+        done = 0
+        batches = iter(loader)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            except (ValueError, FileNotFoundError) as exc:  # e.g. a corrupt frame file
+                raise _unwrap_worker_error(exc) from None
+            ready: list[torch.Tensor] = []
+            # Never yield inside these contexts: their thread-local state would leak into
+            # the caller's code while the generator is suspended.
+            with torch.inference_mode(), self._autocast():
+                pending.append(self._encode(batch))
+                buffered += len(batch)
+                while done + len(ready) < len(plans) and buffered >= counts[done + len(ready)]:
+                    frames = torch.cat(pending) if len(pending) > 1 else pending[0]
+                    n = counts[done + len(ready)]
+                    ready.append(self._finish(frames[:n], plans[done + len(ready)][1]))
+                    pending, buffered = [frames[n:]], buffered - n
+            for feat in ready:
+                yield feat.float().cpu().clone()  # a normal tensor, not an inference one
+                done += 1
+                if bar is not None:
+                    bar.update(1)
+        if bar is not None:
+            bar.close()
+
+    # ------------------------------------------------------------------ internals
+    def _autocast(self) -> Any:
+        from vidreid.engine.trainer import autocast_context
+
+        return autocast_context(self.dtype, self.device)
+
+    def _plan(self, num_frames: int, position: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Distinct frame indices a tracklet's test clips need, and the clips as positions
+        into that list (each needed frame is decoded and encoded once)."""
+        from vidreid.data.sampling import test_clips
+
+        if num_frames == 0:
+            raise ValueError(f"tracklet {position} has no frames: a query needs at least one")
+        clips = test_clips(num_frames, self.strategy, self.seq_len, **self.strategy_opts)
+        if self.max_clip_len is not None:
+            step = int(self.max_clip_len)
+            clips = [c[s : s + step] for c in clips for s in range(0, len(c), step)]
+        needed, inverse = np.unique(np.concatenate(clips), return_inverse=True)
+        bounds = np.cumsum([0] + [len(c) for c in clips])
+        local = [inverse[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+        return needed, local
+
+    def _encode(self, frames: torch.Tensor) -> torch.Tensor:
+        """A frame batch ``[N, 3, H, W]`` -> what the tracklet step needs: frame features for
+        frame-split models, the (device) frames themselves otherwise."""
+        x = frames.to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if not self.split:
+            return x
+        return self.model.encode_frames(x)  # [N, ...]
+
+    def _finish(self, frame_items: torch.Tensor, clips: list[np.ndarray]) -> torch.Tensor:
+        """One tracklet: mean over its test clips of the clip descriptors ``-> [D]``."""
+        by_len: dict[int, list[np.ndarray]] = defaultdict(list)
+        for clip in clips:
+            by_len[len(clip)].append(clip)
+        total = None
+        for length, group in by_len.items():
+            index = torch.from_numpy(np.stack(group)).to(frame_items.device)  # [S, L]
+            per_batch = max(1, self.batch_frames // length)  # clips per forward
+            for chunk in index.split(per_batch):
+                x = frame_items[chunk]  # [s, L, ...]
+                if self.split:
+                    out = self.model.aggregate(x)  # [s, D]
+                else:
+                    out = self.model(x)["features"]  # [s, D]
+                out = out.float().sum(dim=0)
+                total = out if total is None else total + out
+        assert total is not None  # a tracklet has >= 1 clip
+        return total / len(clips)
+
+
+def extract_dataset(
+    extractor: FeatureExtractor,
+    tracklets: Sequence[Tracklet],
+    out: str | os.PathLike[str],
+    *,
+    ids: Sequence[str] | None = None,
+    shard_size: int | None = None,
+    progress: bool = False,
+) -> Path:
+    """Write the descriptors of ``tracklets`` to the features folder ``out``, resumably.
+
+    Shard ``i`` holds tracklets ``[i * shard_size, (i + 1) * shard_size)``; shards already
+    written by an interrupted run with the same model (same ``extractor.meta``) and the same
+    number of tracklets are skipped. ``ids`` default to the tracklet positions (``000000``...).
+    Returns the manifest path. See :mod:`vidreid.retrieval.features_file` for the format.
+    """
+    from vidreid.retrieval.features_file import DEFAULT_SHARD_SIZE, FeatureWriter, shard_name
+
+    if not tracklets:
+        raise ValueError("no tracklets to extract")
+    ids = [f"{i:06d}" for i in range(len(tracklets))] if ids is None else [str(t) for t in ids]
+    if len(ids) != len(tracklets):
+        raise ValueError(f"got {len(ids)} ids for {len(tracklets)} tracklets")
+    writer = FeatureWriter(
+        out, dim=extractor.feature_dim, meta=extractor.meta,
+        shard_size=shard_size or DEFAULT_SHARD_SIZE, normalized=False,
+    )
+    pending = writer.pending_shards(len(tracklets))
+    size = writer.shard_size
+    for index in sorted(writer.done_shards()):  # resuming: same tracklets in the same order?
+        with np.load(Path(out) / shard_name(index), allow_pickle=False) as npz:
+            done_ids = [str(t) for t in npz["tracklet_ids"]]
+        if done_ids != ids[index * size : (index + 1) * size]:
+            raise ValueError(
+                f"{out}: shard {index} holds other tracklets ({done_ids[:2]}...) than this "
+                f"extraction's ({ids[index * size : index * size + 2]}...); the data changed "
+                "since the interrupted run: use a new --out folder or delete the old one"
+            )
+    todo = [i for _, start, stop in pending for i in range(start, stop)]
+    feats = extractor.iter_features([tracklets[i].frames for i in todo], progress=progress)
+    for index, start, stop in pending:
+        rows = [next(feats).numpy() for _ in range(start, stop)]
+        part = tracklets[start:stop]
+        writer.write_shard(
+            index, np.stack(rows), ids[start:stop], [t.pid for t in part],
+            [t.camid for t in part], [list(t.frames) for t in part],
+        )
+    feats.close()  # stops the loader (its workers) if anything is left
+    return writer.finish(len(tracklets))
+
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v")
+DEFAULT_MAX_VIDEO_FRAMES = 256
+
+
+def read_video(path: str | os.PathLike[str], max_frames: int = DEFAULT_MAX_VIDEO_FRAMES
+               ) -> list[np.ndarray]:
+    """Frames of a video file as uint8 ``[H, W, 3]`` RGB arrays (OpenCV), at most
+    ``max_frames`` of them, evenly spread over the video."""
+    import cv2
+
+    if max_frames < 1:
+        raise ValueError(f"max_frames must be >= 1, got {max_frames}")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"video file not found: {path}")
+    cap = cv2.VideoCapture(os.fspath(path))
+    try:
+        if not cap.isOpened():
+            raise ValueError(f"{path}: OpenCV cannot open it as a video")
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        keep = None
+        if total > max_frames:  # evenly spread, decoded in one sequential pass
+            keep = set(np.linspace(0, total - 1, max_frames).round().astype(int).tolist())
+        frames: list[np.ndarray] = []
+        position = 0
+        while len(frames) < max_frames and cap.grab():
+            if keep is None or position in keep:
+                ok, bgr = cap.retrieve()
+                if ok:
+                    frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+            position += 1
+    finally:
+        cap.release()
+    if not frames:
+        raise ValueError(f"{path}: no frame could be decoded from the video")
+    return frames
+
+
+def query_frames(source: str | os.PathLike[str], max_video_frames: int = DEFAULT_MAX_VIDEO_FRAMES
+                 ) -> list[FrameRef]:
+    """A query source -> its frames: an image file (one frame), a folder of frames (one
+    tracklet, natural name order) or a video file (decoded frames, as RGB arrays)."""
+    from vidreid.data.datasets.common import IMAGE_EXTENSIONS, list_images
+
+    path = os.fspath(source)
+    if os.path.isdir(path):
+        try:
+            names = list_images(path)
+        except ValueError:
+            raise ValueError(
+                f"query folder {path} holds no frames ({', '.join(IMAGE_EXTENSIONS)}): a query "
+                "needs at least one frame"
+            ) from None
+        return [os.path.join(path, n) for n in names]
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"query {path} does not exist")
+    if path.lower().endswith(IMAGE_EXTENSIONS):
+        return [path]
+    if path.lower().endswith(VIDEO_EXTENSIONS):
+        return list(read_video(path, max_video_frames))
+    raise ValueError(
+        f"query {path}: not an image ({', '.join(IMAGE_EXTENSIONS)}), a folder of frames or a "
+        f"video ({', '.join(VIDEO_EXTENSIONS)})"
+    )

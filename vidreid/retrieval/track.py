@@ -1,0 +1,302 @@
+"""Multi-person tracking, tracklet cutting and MOT scoring for video ingestion.
+
+Trackers take one frame's detections at a time and give each detection a track id:
+
+- :class:`SortTracker`: SORT (Bewley et al. 2016): a constant-velocity Kalman filter per
+  track (deep-sort-realtime's ``KalmanFilter``, state ``x, y, a, h`` + velocities) and
+  Hungarian assignment (``scipy.optimize.linear_sum_assignment``) on IoU between predicted
+  and detected boxes. With appearance embeddings (``appearance_weight > 0``), the cost mixes
+  in the cosine distance to the track's running mean embedding and a lost track can be
+  picked up again by appearance inside the Kalman gate, DeepSORT-style.
+- :class:`DeepSortTracker`: deep-sort-realtime's own DeepSORT (Wojke et al. 2017: matching
+  cascade on appearance, then IoU), fed with our encoder's embeddings.
+
+Why a compact SORT of our own: the PyPI SORT packages are unmaintained single files, and
+deep-sort-realtime's tracker always matches on appearance first (it cannot run on boxes
+alone); its Kalman filter and scipy's assignment do the numerics here.
+
+:func:`cut_tracklets` turns tracks into re-ID tracklets; :func:`evaluate_mot` scores tracks
+against ground truth with motmetrics (MOTA, IDF1...).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+#: Chi-square 0.95 quantile for 4 degrees of freedom: DeepSORT's Mahalanobis gate.
+CHI2_GATE_4DOF = 9.4877
+#: Cost standing for "not allowed" in the assignment matrix.
+_INFEASIBLE = 1e6
+#: Momentum of a track's running appearance embedding.
+EMBED_MOMENTUM = 0.9
+
+
+def _deep_sort(module: str) -> Any:
+    """A module of deep-sort-realtime, with an install hint when the package is missing."""
+    import importlib
+
+    try:
+        return importlib.import_module(f"deep_sort_realtime.{module}")
+    except ModuleNotFoundError as exc:
+        if exc.name is None or not exc.name.startswith("deep_sort_realtime"):
+            raise
+        raise ValueError("tracking needs the deep-sort-realtime package (its Kalman filter and "
+                         "DeepSORT): pip install --no-deps deep-sort-realtime") from None
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in ``a`` ``[N, >=4]`` with every box in ``b`` ``[M, >=4]`` (x1y1x2y2)."""
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    x1 = np.maximum(a[:, None, 0], b[None, :, 0])
+    y1 = np.maximum(a[:, None, 1], b[None, :, 1])
+    x2 = np.minimum(a[:, None, 2], b[None, :, 2])
+    y2 = np.minimum(a[:, None, 3], b[None, :, 3])
+    inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def _to_xyah(box: np.ndarray) -> np.ndarray:
+    w, h = box[2] - box[0], max(box[3] - box[1], 1e-6)
+    return np.array([box[0] + w / 2, box[1] + h / 2, w / h, h])
+
+
+def _to_xyxy(xyah: np.ndarray) -> np.ndarray:
+    cx, cy, a, h = xyah[:4]
+    w = a * h
+    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+
+
+def _as_boxes(boxes: np.ndarray) -> np.ndarray:
+    boxes = np.asarray(boxes, np.float64)
+    if boxes.size == 0:
+        return np.zeros((0, 5))
+    if boxes.ndim != 2 or boxes.shape[1] < 4:
+        raise ValueError(f"boxes must be [N, >=4] (x1, y1, x2, y2[, score]), got {boxes.shape}")
+    return boxes
+
+
+def _xywh_to_xyxy(b: np.ndarray) -> np.ndarray:
+    return np.column_stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]])
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+class _Track:
+    def __init__(self, track_id: int, mean: np.ndarray, cov: np.ndarray,
+                 embedding: np.ndarray | None) -> None:
+        self.track_id, self.mean, self.cov = track_id, mean, cov
+        self.embedding = embedding
+        self.misses = 0  # steps since the last matched detection
+
+
+class SortTracker:
+    """SORT with an optional appearance term.
+
+    Args:
+        max_age: steps a track survives without a detection (it coasts on its Kalman
+            prediction and can be matched again).
+        iou_threshold: minimum IoU of a motion match.
+        appearance_weight: share of the cosine appearance distance in the cost (0 = SORT,
+            boxes only; embeddings are then ignored).
+        max_appearance_distance: cosine distance up to which a detection with too little IoU
+            (after an occlusion) may still join a track inside its Kalman gate.
+
+    ``update(boxes, embeddings=None) -> ids``: ``boxes`` ``[N, >=4]`` (x1, y1, x2, y2...) of
+    one frame; returns ``[N]`` int track ids (a new id for a detection that matches no
+    track). Ids start at 1.
+    """
+
+    def __init__(self, max_age: int = 10, iou_threshold: float = 0.3,
+                 appearance_weight: float = 0.0, max_appearance_distance: float = 0.3) -> None:
+        KalmanFilter = _deep_sort("deep_sort.kalman_filter").KalmanFilter
+
+        if max_age < 0 or not 0.0 <= iou_threshold <= 1.0 or not 0 <= appearance_weight <= 1:
+            raise ValueError(
+                f"SortTracker: need max_age >= 0, iou_threshold and appearance_weight in "
+                f"[0, 1]; got {max_age}, {iou_threshold}, {appearance_weight}"
+            )
+        self.kf = KalmanFilter()
+        self.max_age, self.iou_threshold = int(max_age), float(iou_threshold)
+        self.appearance_weight = float(appearance_weight)
+        self.max_appearance_distance = float(max_appearance_distance)
+        self.tracks: list[_Track] = []
+        self._next_id = 1
+
+    def update(self, boxes: np.ndarray, embeddings: np.ndarray | None = None) -> np.ndarray:
+        """Assign the detections of the next frame to tracks; return their track ids."""
+        boxes = _as_boxes(boxes)
+        use_app = self.appearance_weight > 0 and embeddings is not None
+        if use_app:
+            embeddings = np.asarray(embeddings, np.float64)
+            if embeddings.ndim != 2 or len(embeddings) != len(boxes):
+                raise ValueError(f"embeddings must be [N, D] for N = {len(boxes)} boxes, got "
+                                 f"{embeddings.shape}")
+            embeddings = _normalize(embeddings)
+        for t in self.tracks:
+            t.mean, t.cov = self.kf.predict(t.mean, t.cov)
+        ids = np.zeros(len(boxes), np.int64)
+        matched_det: set[int] = set()
+        if self.tracks and len(boxes):
+            pred = np.stack([_to_xyxy(t.mean) for t in self.tracks])
+            iou = iou_matrix(pred, boxes)
+            cost = 1.0 - iou
+            allowed = iou >= self.iou_threshold
+            if use_app:
+                track_emb = np.stack([t.embedding for t in self.tracks])
+                app = 1.0 - track_emb @ embeddings.T  # cosine distance [T, N]
+                cost = (1 - self.appearance_weight) * cost + self.appearance_weight * app
+                meas = np.stack([_to_xyah(b) for b in boxes])
+                gate = np.stack([self.kf.gating_distance(t.mean, t.cov, meas)
+                                 for t in self.tracks]) <= CHI2_GATE_4DOF
+                allowed |= gate & (app <= self.max_appearance_distance)
+            cost = np.where(allowed, cost, _INFEASIBLE)
+            rows, cols = linear_sum_assignment(cost)
+            for r, c in zip(rows, cols, strict=True):
+                if not allowed[r, c]:
+                    continue
+                t = self.tracks[r]
+                t.mean, t.cov = self.kf.update(t.mean, t.cov, _to_xyah(boxes[c]))
+                t.misses = -1  # incremented to 0 below
+                if use_app:
+                    t.embedding = _normalize(EMBED_MOMENTUM * t.embedding
+                                             + (1 - EMBED_MOMENTUM) * embeddings[c])
+                ids[c] = t.track_id
+                matched_det.add(c)
+        for t in self.tracks:
+            t.misses += 1
+        self.tracks = [t for t in self.tracks if t.misses <= self.max_age]
+        for c in range(len(boxes)):
+            if c in matched_det:
+                continue
+            mean, cov = self.kf.initiate(_to_xyah(boxes[c]))
+            emb = embeddings[c] if use_app else None
+            self.tracks.append(_Track(self._next_id, mean, cov, emb))
+            ids[c] = self._next_id
+            self._next_id += 1
+        return ids
+
+
+class DeepSortTracker:
+    """deep-sort-realtime's DeepSORT on our detections and our encoder's embeddings.
+
+    Args:
+        max_age: steps a lost track is kept.
+        n_init: consecutive matches before a track is confirmed.
+        max_cosine_distance: appearance gate of the matching cascade.
+        max_iou_distance: ``1 - IoU`` gate of the IoU stage.
+
+    ``update(boxes, embeddings) -> ids`` as :class:`SortTracker` (embeddings are required).
+    """
+
+    def __init__(self, max_age: int = 10, n_init: int = 3, max_cosine_distance: float = 0.3,
+                 max_iou_distance: float = 0.7) -> None:
+        DeepSort = _deep_sort("deepsort_tracker").DeepSort
+
+        self.tracker = DeepSort(max_age=max_age, n_init=n_init, embedder=None,
+                                max_cosine_distance=max_cosine_distance,
+                                max_iou_distance=max_iou_distance, nms_max_overlap=1.0)
+
+    def update(self, boxes: np.ndarray, embeddings: np.ndarray | None = None) -> np.ndarray:
+        """Assign the detections of the next frame to tracks; return their track ids."""
+        if embeddings is None:
+            raise ValueError("the deepsort tracker needs appearance embeddings; give an "
+                             "encoder (--config/--weights) or use the sort tracker")
+        boxes = _as_boxes(boxes)
+        raw = [([b[0], b[1], b[2] - b[0], b[3] - b[1]], float(b[4]) if len(b) > 4 else 1.0,
+                "person") for b in boxes]
+        tracks = self.tracker.update_tracks(raw, embeds=list(np.asarray(embeddings)),
+                                            others=list(range(len(boxes))))
+        ids = np.zeros(len(boxes), np.int64)
+        for t in tracks:
+            det = t.get_det_supplementary() if t.time_since_update == 0 else None
+            if det is not None:
+                ids[int(det)] = int(t.track_id)
+        return ids
+
+
+TRACKERS = {"sort": SortTracker, "deepsort": DeepSortTracker}
+
+
+def build_tracker(name: str, **options: Any) -> SortTracker | DeepSortTracker:
+    """A tracker by name: ``sort`` or ``deepsort``."""
+    if name not in TRACKERS:
+        raise ValueError(f"unknown tracker {name!r}; choose one of {', '.join(TRACKERS)}")
+    return TRACKERS[name](**options)
+
+
+def cut_tracklets(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] | np.ndarray,
+                  *, min_len: int = 8, max_gap: int = 10, max_len: int | None = None
+                  ) -> list[np.ndarray]:
+    """Cut tracks into tracklets: the rules of ``vidreid ingest``.
+
+    ``steps[i]`` is the processed-frame number (0, 1, 2... over the frames the detector ran
+    on) and ``track_ids[i]`` the track of observation ``i``. Per track, in step order:
+
+    - a gap of more than ``max_gap`` steps without a detection (a long occlusion, or the
+      person left and came back) splits the track: the identity is no longer trusted;
+    - pieces longer than ``max_len`` observations (if given) are split into consecutive
+      runs of ``max_len``;
+    - pieces with fewer than ``min_len`` observations are dropped (mostly false alarms).
+
+    Returns the tracklets as arrays of observation indices, each in step order, ordered by
+    their first step. Zero-id observations (ids are >= 1) are ignored.
+    """
+    steps, track_ids = np.asarray(steps, np.int64), np.asarray(track_ids, np.int64)
+    if steps.shape != track_ids.shape:
+        raise ValueError(f"steps {steps.shape} and track_ids {track_ids.shape} differ in shape")
+    if min_len < 1 or max_gap < 0 or (max_len is not None and max_len < min_len):
+        raise ValueError(f"need min_len >= 1, max_gap >= 0, max_len >= min_len; got "
+                         f"{min_len}, {max_gap}, {max_len}")
+    out = []
+    for tid in np.unique(track_ids):
+        if tid <= 0:
+            continue
+        idx = np.flatnonzero(track_ids == tid)
+        idx = idx[np.argsort(steps[idx], kind="stable")]
+        breaks = np.flatnonzero(np.diff(steps[idx]) > max_gap + 1) + 1
+        for piece in np.split(idx, breaks):
+            runs = [piece] if max_len is None else [piece[i : i + max_len]
+                                                    for i in range(0, len(piece), max_len)]
+            out.extend(r for r in runs if len(r) >= min_len)
+    out.sort(key=lambda r: (steps[r[0]], r[0]))
+    return out
+
+
+def evaluate_mot(truth: np.ndarray, hypothesis: np.ndarray, iou: float = 0.5,
+                 frames: Sequence[int] | None = None) -> dict[str, float]:
+    """CLEAR-MOT and ID scores (motmetrics) of tracked boxes against ground truth.
+
+    ``truth`` and ``hypothesis`` are ``[N, 6]`` rows ``frame, id, x, y, w, h``; a hypothesis
+    box matches a truth box at IoU >= ``iou``. ``frames`` restricts scoring to those frames
+    (e.g. the ones the detector ran on); default: every frame with a truth or hypothesis row.
+    Returns ``mota``, ``motp`` (mean 1 - IoU of matches), ``idf1``, ``precision``,
+    ``recall``, ``num_switches``, ``num_false_positives``, ``num_misses``, ``num_objects``.
+    """
+    import motmetrics as mm
+
+    truth = np.asarray(truth, np.float64).reshape(-1, 6)
+    hypothesis = np.asarray(hypothesis, np.float64).reshape(-1, 6)
+    if frames is None:
+        frames = np.unique(np.concatenate([truth[:, 0], hypothesis[:, 0]])).astype(int)
+    acc = mm.MOTAccumulator(auto_id=False)
+    for f in frames:
+        g = truth[truth[:, 0] == f]
+        h = hypothesis[hypothesis[:, 0] == f]
+        # motmetrics' own iou_matrix uses np.asfarray (gone in NumPy 2): same distance here.
+        overlap = iou_matrix(_xywh_to_xyxy(g[:, 2:6]), _xywh_to_xyxy(h[:, 2:6]))
+        dist = np.where(overlap >= iou, 1.0 - overlap, np.nan)
+        acc.update(g[:, 1].astype(int).tolist(), h[:, 1].astype(int).tolist(), dist,
+                   frameid=int(f))
+    names = ["mota", "motp", "idf1", "precision", "recall", "num_switches",
+             "num_false_positives", "num_misses", "num_objects"]
+    summary = mm.metrics.create().compute(acc, metrics=names, name="scene")
+    return {k: float(summary[k].iloc[0]) for k in names}
