@@ -1,7 +1,10 @@
 """VRSTC on ``synth-occluded``: occlusion detection, completion quality, re-ID raw vs completed.
 
     .venv/bin/python benchmarks/vrstc_occlusion.py [--reid-run RUN] [--stc-steps N]
-        [--epochs N] [--out FILE.md]
+        [--epochs N] [--tau T] [--out FILE.md]
+
+About 8 minutes on 2 CPU cores (re-ID ~1.3 min twice, STCnet 300 steps ~4 min). STCnet
+works at 64x32 (``configs/vrstc/stc/synth.yaml``); the locator and the ID guider see 128x64.
 
 ``synth-occluded`` (``benchmarks/accuracy.py``) is the synthetic MARS layout with an occlusion
 event in half the tracklets; its generator records, per frame, the person's silhouette, the
@@ -11,7 +14,8 @@ occluder's pixels, the clean render and an ``occluded`` flag
 1. **Occlusion detection** (the locator, tau = 0.89 on 3 stripes of the re-ID network's map):
    precision / recall of the frame flag against the generator's ``occluded`` flag, and of the
    stripe flags against stripe truth (a stripe is occluded when the occluder hides at least
-   ``STRIPE_TRUTH_FRACTION`` of the person's pixels in it; our definition).
+   ``STRIPE_TRUTH_FRACTION`` of the person's pixels in it; our definition); and the stripe
+   precision / recall at other thresholds (``TAU_SWEEP``) on the train and test splits.
 2. **Completion quality** on occluded test frames, holes = the truly occluded stripes (oracle
    masks, so that completion is judged apart from detection): PSNR and SSIM
    (``skimage.metrics``) of the hole against the clean render, for STCnet and two plain
@@ -49,6 +53,8 @@ STC_CONFIG = REPO / "configs" / "vrstc" / "stc" / "synth.yaml"
 #: A stripe is truly occluded when the occluder hides at least this share of its person pixels.
 STRIPE_TRUTH_FRACTION = 0.2
 MAX_QUALITY_FRAMES = 400  # occluded test frames scored for completion quality
+#: Thresholds of the detection sweep (the run itself uses the config's tau or --tau).
+TAU_SWEEP = (0.89, 0.93, 0.95, 0.96, 0.97, 0.98)
 
 
 def precision_recall(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -158,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reid-run", type=Path, help="a finished bench_vrstc run on raw data")
     parser.add_argument("--epochs", type=int, help="re-ID budget (default: the benchmark's)")
     parser.add_argument("--stc-steps", type=int, help="STCnet steps (default: stc/synth.yaml)")
+    parser.add_argument("--tau", type=float,
+                        help="locator threshold (default: stc/synth.yaml's, the paper's 0.89)")
     parser.add_argument("--data-dir", default="runs/bench-data", type=Path)
     parser.add_argument("--runs-dir", default="runs/bench", type=Path)
     parser.add_argument("--out", type=Path, help="markdown (default runs/bench/vrstc.md)")
@@ -165,11 +173,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from vidreid.data import build_dataset
     from vidreid.engine.vrstc import complete_dataset, locate_tracklets, train_stc
-    from vidreid.engine.vrstc_commands import load_stc_config
+    from vidreid.engine.vrstc_commands import load_stc_config, reid_input_size
 
-    stc_cfg = load_stc_config(STC_CONFIG)
+    stc_cfg = load_stc_config(STC_CONFIG, [f"locator.tau={args.tau}"] if args.tau else [])
     regions, tau = stc_cfg.locator.num_regions, stc_cfg.locator.tau
+    # generator working size; the locator / ID guider run at the re-ID network's size
     h, w, nn_ = stc_cfg.data.height, stc_cfg.data.width, stc_cfg.generator.num_neighbours
+    reid_size = reid_input_size(stc_cfg)
     epochs = args.epochs or BENCHMARKS[args.bench]["epochs"]
     root = dataset_root(args.bench, args.data_dir, None)
     runs = args.runs_dir / "vrstc"
@@ -188,8 +198,11 @@ def main(argv: list[str] | None = None) -> int:
                                                    *dataset.gallery)))
     from vidreid.data.tracklet import Tracklet
 
-    located = locate_tracklets(reid, [Tracklet(f, 0, 0) for f in unique], height=h, width=w,
-                               num_regions=regions, tau=tau)
+    t_locate = time.perf_counter()
+    located = locate_tracklets(reid, [Tracklet(f, 0, 0) for f in unique], height=reid_size[0],
+                               width=reid_size[1], num_regions=regions, tau=tau)
+    print(f"located {len(unique)} tracklets in {time.perf_counter() - t_locate:.0f} s",
+          flush=True)
     truths = {f: stripe_truth(f, regions) for f in unique}
     from vidreid.data.synth.ground_truth import load_tracklet_table
 
@@ -203,9 +216,17 @@ def main(argv: list[str] | None = None) -> int:
     detection = {"frame": precision_recall(pred_f, true_f),
                  "stripe": precision_recall(pred_r, true_r)}
     print(f"detection: {detection}", flush=True)
+    # the same scores at other thresholds, on the train split (where a tau may be chosen)
+    # and on the test split
+    train_set = {t.frames for t in dataset.train}
+    sweep = {}
+    for split in ("train", "test"):
+        keep = [i for i, f in enumerate(unique) if (f in train_set) == (split == "train")]
+        scores = np.concatenate([located[i]["scores"] for i in keep])
+        truth = np.concatenate([truths[unique[i]] for i in keep])
+        sweep[split] = {t: precision_recall(scores < t, truth) for t in TAU_SWEEP}
 
     # 2. STCnet training (train split, locator masks) and completion quality (oracle masks)
-    train_set = {t.frames for t in dataset.train}
     train_located = [x["occluded"] for f, x in zip(unique, located, strict=True)
                      if f in train_set]
     stc_path = runs / f"stc-{int(time.time())}.pt"
@@ -215,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         num_neighbours=nn_, base_channels=stc_cfg.generator.base_channels,
         steps=args.stc_steps or stc_cfg.train.steps, batch_size=stc_cfg.train.batch_size,
         lr=stc_cfg.train.lr, betas=tuple(stc_cfg.train.betas), seed=stc_cfg.train.seed,
-        locator_results=train_located,
+        locator_results=train_located, reid_size=reid_size,
     )
     stc_minutes = (time.perf_counter() - t1) / 60
     print(f"STCnet: {stc['last']} ({stc_minutes:.1f} min)", flush=True)
@@ -228,12 +249,15 @@ def main(argv: list[str] | None = None) -> int:
     # 3. re-ID on the completed data
     completed_root = str(runs / f"completed-{int(time.time())}")
     summary = complete_dataset("mars", root, completed_root, reid, generator, height=h,
-                               width=w, num_regions=regions, tau=tau, num_neighbours=nn_)
+                               width=w, num_regions=regions, tau=tau, num_neighbours=nn_,
+                               reid_size=reid_size)
+    print(f"completion: {summary}", flush=True)
     done = reid_row(completed_root, epochs, runs)
     total = (time.perf_counter() - t0) / 60
 
     lines = [
-        f"## VRSTC on {args.bench} ({h}x{w} working size, tiny backbone; re-ID {epochs} epochs,"
+        f"## VRSTC on {args.bench} (generator {h}x{w}, re-ID / locator"
+        f" {reid_size[0]}x{reid_size[1]}, tiny backbone; re-ID {epochs} epochs,"
         f" STCnet {stc_cfg.train.steps if not args.stc_steps else args.stc_steps} steps;"
         f" {total:.1f} min in all)", "",
         f"Occlusion detection (tau {tau}, {regions} stripes):", "",
@@ -242,6 +266,12 @@ def main(argv: list[str] | None = None) -> int:
     for level, d in detection.items():
         lines.append(f"| {level} | {100 * d['precision']:.1f} | {100 * d['recall']:.1f} |"
                      f" {d['predicted']} | {d['true']} | {d['total']} |")
+    lines += ["", "Stripe detection at other thresholds (precision / recall, %):", "",
+              "| split | " + " | ".join(f"tau {t}" for t in TAU_SWEEP) + " |",
+              "|---|" + "---:|" * len(TAU_SWEEP)]
+    for split, row in sweep.items():
+        lines.append(f"| {split} | " + " | ".join(
+            f"{100 * d['precision']:.0f} / {100 * d['recall']:.0f}" for d in row.values()) + " |")
     lines += ["", "Completion of truly occluded stripes of test frames (vs the clean render):",
               "", "| fill | PSNR (dB) | SSIM | frames |", "|---|---:|---:|---:|"]
     for k, q in quality.items():
@@ -261,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     os.replace(tmp, out)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", dir=out.parent)
     with os.fdopen(fd, "w") as fh:
-        json.dump({"detection": detection, "quality": quality, "raw": raw,
+        json.dump({"detection": detection, "tau_sweep": sweep, "quality": quality, "raw": raw,
                    "completed": {k: done[k] for k in ("v2v/R1", "v2v/mAP", "run_dir")},
                    "completion": summary, "stc": stc["last"], "stc_minutes": stc_minutes}, fh,
                   indent=1)

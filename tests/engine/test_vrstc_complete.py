@@ -24,14 +24,15 @@ from vidreid.models.vrstc import STCGenerator
 
 REPO = Path(__file__).parents[2]
 STC_CONFIG = REPO / "configs" / "vrstc" / "stc" / "synth.yaml"
-H, W = 64, 32
+H, W = 48, 24  # small: a fast suite; multiples of 4 (generator), 3 map rows (3 stripes)
 TINY = {"backbone": "tiny", "layer2_blocks": [0], "layer3_blocks": [0]}
 
 
 @pytest.fixture(scope="module")
 def synth_root(tmp_path_factory: pytest.TempPathFactory) -> str:
     out = tmp_path_factory.mktemp("vrstc") / "data"
-    return generate(str(out), "mars", 4, 2, 0, size=(H, W), max_len=6, occlusion_rate=0.5,
+    return generate(str(out), "mars", 4, 2, 0, size=(H, W), max_len=5, occlusion_rate=0.5,
+                    tracklets_per_camera=(1, 1),
                     workers=1)
 
 
@@ -82,7 +83,8 @@ def test_train_stc_then_complete_from_the_cli(synth_root: str, tmp_path: Path) -
     reid_path = tmp_path / "reid.pt"
     torch.save({"model": reid.state_dict(), "num_classes": dataset.num_train_pids}, reid_path)
     common = [f"reid.weights={reid_path}", f"data.root={synth_root}", f"data.height={H}",
-              f"data.width={W}", "data.num_workers=0", "train.progress=false",
+              f"data.width={W}", f"locator.height={H}", f"locator.width={W}",
+              "data.num_workers=0", "train.progress=false",
               "train.device=cpu"]
     rc = main(["vrstc", "train-stc", str(STC_CONFIG), *common, "train.steps=2",
                "train.batch_size=2", "generator.base_channels=8", f"output_dir={tmp_path}",
@@ -107,9 +109,13 @@ def test_train_stc_writes_a_loadable_checkpoint(synth_root: str, tmp_path: Path)
     torch.manual_seed(0)
     dataset = build_dataset("mars", synth_root)
     reid = build_model("vrstc_reid", dataset.num_train_pids, **TINY)
-    result = train_stc(reid, dataset.train, tmp_path / "stc.pt", height=H, width=W,
-                       base_channels=8, steps=3, batch_size=2, tau=0.0, log_every=1)
+    # the generator works at a smaller size than the re-ID network's (locator, ID guider)
+    result = train_stc(reid, dataset.train, tmp_path / "stc.pt", height=32, width=16,
+                       base_channels=8, steps=3, batch_size=2, tau=0.0, log_every=1,
+                       reid_size=(H, W))
     assert [h["step"] for h in result["history"]] == [1, 2, 3]
+    _, meta = load_stc_generator(tmp_path / "stc.pt")
+    assert (meta["height"], meta["width"], meta["reid_size"]) == (32, 16, [H, W])
     assert all(torch.isfinite(torch.tensor(v)) for v in result["last"].values())
     with pytest.raises(ValueError, match="not an STCnet checkpoint"):
         reid_path = tmp_path / "reid.pt"

@@ -39,7 +39,7 @@ class STCDataConfig:
     name: str = "mars"
     root: str = "data"
     options: dict[str, Any] = field(default_factory=dict)
-    height: int = 256  # working size of the locator and the generator
+    height: int = 256  # the generator's working size (and the locator's unless locator.height)
     width: int = 128
     num_workers: int = 2
 
@@ -54,6 +54,8 @@ class ReIDConfig:
 class LocatorConfig:
     num_regions: int = 3
     tau: float = 0.89
+    height: int | None = None  # the re-ID network's input size; None: data.height / width
+    width: int | None = None
 
 
 @dataclass
@@ -175,6 +177,20 @@ def _run_dir(cfg: DictConfig) -> Path:
     return path
 
 
+def reid_input_size(cfg: DictConfig, meta: dict[str, Any] | None = None) -> tuple[int, int]:
+    """The locator's / ID guider's frame size: ``locator.height/width`` if set, else the
+    size recorded in STCnet's ``meta``, else the generator's working size ``data.*``."""
+    if (cfg.locator.height is None) != (cfg.locator.width is None):
+        raise ValueError("set both locator.height and locator.width, or neither")
+    if cfg.locator.height is not None:
+        return int(cfg.locator.height), int(cfg.locator.width)
+    if meta is not None and "reid_size" in meta:
+        return int(meta["reid_size"][0]), int(meta["reid_size"][1])
+    if meta is not None:
+        return int(meta["height"]), int(meta["width"])
+    return int(cfg.data.height), int(cfg.data.width)
+
+
 def run_train_stc(cfg: DictConfig) -> dict[str, Any]:
     """Train STCnet as ``cfg`` says; writes ``stc.pt``, ``config.yaml``, ``log.json``."""
     from vidreid.data import build_dataset
@@ -193,7 +209,7 @@ def run_train_stc(cfg: DictConfig) -> dict[str, Any]:
         steps=t.steps, batch_size=t.batch_size, lr=t.lr, betas=tuple(t.betas),
         weights=STCLossWeights(**to_container(cfg.loss)), seed=t.seed,
         num_workers=cfg.data.num_workers, device=device, log_every=t.log_every,
-        progress=t.progress,
+        progress=t.progress, reid_size=reid_input_size(cfg),
     )
     (run_dir / "log.json").write_text(json.dumps(result["history"], indent=1))
     result["run_dir"] = str(run_dir)
@@ -214,7 +230,7 @@ def run_complete(cfg: DictConfig, weights: str, data: str, out: str) -> dict[str
         width=int(meta["width"]), options=options, num_regions=cfg.locator.num_regions,
         tau=cfg.locator.tau, num_neighbours=cfg.generator.num_neighbours,
         jpeg_quality=cfg.complete.jpeg_quality, device=_device(cfg),
-        progress=cfg.train.progress,
+        progress=cfg.train.progress, reid_size=reid_input_size(cfg, meta),
     )
 
 

@@ -363,14 +363,21 @@ class IDGuider(nn.Module):
     a completion keeps the person's identity.
 
     ``forward(images [N, 3, H, W] in [-1, 1], pids [N]) -> CE`` (scalar). Frames are mapped to
-    the re-ID network's normalisation and fed as one-frame clips; the network stays in eval
-    mode with ``requires_grad=False`` (gradients flow to the images only).
+    the re-ID network's normalisation (and resized to its input ``size`` when given, so a
+    generator working at a smaller size is judged by the network as trained) and fed as
+    one-frame clips; the network stays in eval mode with ``requires_grad=False`` (gradients
+    flow to the images only).
     """
 
     def __init__(
-        self, reid: VideoBaseline, mean: Sequence[float], std: Sequence[float]
+        self,
+        reid: VideoBaseline,
+        mean: Sequence[float],
+        std: Sequence[float],
+        size: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
+        self.size = tuple(size) if size is not None else None
         self.reid = reid.eval().requires_grad_(False)
         self.register_buffer("mean", torch.tensor(mean).view(1, RGB, 1, 1))
         self.register_buffer("std", torch.tensor(std).view(1, RGB, 1, 1))
@@ -381,6 +388,8 @@ class IDGuider(nn.Module):
         return self
 
     def forward(self, images: torch.Tensor, pids: torch.Tensor) -> torch.Tensor:
+        if self.size is not None and tuple(images.shape[-2:]) != self.size:
+            images = F.interpolate(images, size=self.size, mode="bilinear", align_corners=False)
         x = ((images + 1) / 2 - self.mean) / self.std  # [-1, 1] -> re-ID normalisation
         logits = classifier_logits(self.reid, x.unsqueeze(1))  # [N, K]
         return F.cross_entropy(logits, pids)
