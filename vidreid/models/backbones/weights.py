@@ -76,8 +76,8 @@ def read_state_dict(path: str | os.PathLike[str], *, hint: str | None = None) ->
         raise ValueError(
             f"cannot read {path!r} as a tensor state dict ({type(exc).__name__}: "
             f"{str(exc).splitlines()[0] if str(exc) else ''}); if it is a whole pickled model, "
-            f"convert it once, on a trusted machine, with "
-            f"torch.save(torch.load(path, weights_only=False).state_dict(), new_path)"
+            f"and you trust its source, convert it once to a state dict (load the model object, "
+            f"then save model.state_dict() with torch.save) and pass the new file"
         ) from exc
     for key in WRAPPER_KEYS:
         if isinstance(obj, Mapping) and key in obj and isinstance(obj[key], Mapping):
