@@ -30,7 +30,7 @@ def test_base_inheritance_overrides_and_round_trip(tmp_path: Path) -> None:
     save_config(cfg, tmp_path / "run" / "config.yaml")
     again = load_config(tmp_path / "run" / "config.yaml")
     assert to_container(again) == to_container(cfg)
-    assert not list((tmp_path / "run").glob("*.tmp"))
+    assert not list((tmp_path / "run").glob(".*.tmp*"))
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,6 @@ import random
 import re
 import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
+from vidreid.atomic import write_text
 from vidreid.engine import distributed as D
 from vidreid.engine.checkpoint import load_checkpoint, load_model_weights
 from vidreid.engine.config import (
@@ -345,10 +345,7 @@ def write_results(results: dict[str, Any], out_dir: Path, extra: dict[str, Any])
 
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {**extra, "results": results_to_json(results)}
-    fd, tmp = tempfile.mkstemp(prefix=".results.", suffix=".tmp", dir=out_dir)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(payload, fh, indent=2)
-    os.replace(tmp, out_dir / "results.json")
+    write_text(out_dir / "results.json", json.dumps(payload, indent=2))
     plot_cmc(results, str(out_dir / "cmc.png"))
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,8 @@ from typing import Any
 import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+
+from vidreid.atomic import write_text
 
 BASE_KEY = "base"
 MAX_BASE_DEPTH = 8
@@ -207,17 +208,7 @@ def to_container(cfg: DictConfig) -> dict[str, Any]:
 
 def save_config(cfg: DictConfig, path: str | os.PathLike[str]) -> None:
     """Write the resolved config as YAML, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = OmegaConf.to_yaml(cfg, resolve=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_text(path, OmegaConf.to_yaml(cfg, resolve=True))
 
 
 def check_model_kwargs(constructor: Any, kwargs: dict[str, Any], model_name: str) -> None:

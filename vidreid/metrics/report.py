@@ -7,11 +7,12 @@ deviation across splits, shown as ``mean±std`` in the table and as ``*_std`` ke
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from vidreid.atomic import atomic_path
 
 from .rank import RankResult
 
@@ -96,13 +97,6 @@ def plot_cmc(results: Mapping[str, RankResult], path: str | os.PathLike,
     ax.set_title(title)
     ax.grid(True, alpha=0.3)
     ax.legend()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix)
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -44,13 +43,14 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from vidreid import atomic
+
 FORMAT_NAME = "vidreid-features"
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 DEFAULT_SHARD_SIZE = 4096
 _SHARD_KEYS = ("features", "tracklet_ids", "pids", "camids", "frame_paths")
 _HASH_CHUNK_BYTES = 1 << 20
-_FILE_MODE = 0o644
 
 
 class FeaturesFileError(ValueError):
@@ -111,21 +111,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], write: Callable[[BinaryIO],
     Readers see the old file or the new one, never half of one; on any error the temp file
     is removed and ``path`` is untouched.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _FILE_MODE)  # mkstemp creates 0600; give the usual rw-r--r--
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    atomic.write_bytes(path, write, fsync=True)
 
 
 def _write_json_atomic(path: Path, obj: Any) -> None:

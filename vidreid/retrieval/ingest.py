@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from vidreid.atomic import write_text
 from vidreid.retrieval.detect import Detector, build_detector
 from vidreid.retrieval.track import build_tracker, cut_tracklets
 
@@ -163,10 +164,7 @@ def _crop(frame: np.ndarray, box: np.ndarray) -> np.ndarray | None:
 
 
 def _atomic_json(path: str, payload: Any) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    write_text(path, json.dumps(payload, indent=2, sort_keys=True))
 
 
 def _save_chunk(path: str, decoded: int, frames: list[int], boxes: list[np.ndarray],

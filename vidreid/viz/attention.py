@@ -9,18 +9,17 @@ frame keeps its bar).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 
 import numpy as np
+
+from vidreid.atomic import atomic_path
 
 MAX_STRIP_FRAMES = 24  # frames drawn in the strip; longer tracklets show an even subset
 MIN_FRAME_ROW_HEIGHT, MAX_FRAME_ROW_HEIGHT = 0.8, 3.0  # inches for the frame strip
 WEIGHT_ROW_HEIGHT = 1.1  # inches per weight row
 FIGURE_WIDTH = 12.0  # inches
 DPI = 110
-PNG_MODE = 0o644  # mkstemp creates 0600 files; a figure is meant to be shared
 
 
 def _check_inputs(
@@ -126,17 +125,8 @@ def draw_temporal_weights(
     axes[-1].set_xlabel("frame (dashed line: uniform weight 1/T)")
     fig.tight_layout()
 
-    out_dir = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=out_dir)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=DPI)
-        os.chmod(tmp, PNG_MODE)
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        with atomic_path(out_path) as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI)
     finally:
         plt.close(fig)

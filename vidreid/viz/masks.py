@@ -9,11 +9,11 @@ compare. Long tracklets show an evenly spaced subset of their frames.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+
+from vidreid.atomic import atomic_path
 
 MAX_FRAMES = 16  # columns drawn; longer tracklets show an even subset
 CELL_WIDTH = 1.3  # inches per frame column
@@ -21,7 +21,6 @@ CELL_HEIGHT = 2.6  # inches per row (a 2:1 person crop)
 OVERLAY_ALPHA = 0.55  # heat map opacity over the frame
 COLORMAP = "jet"
 DPI = 110
-PNG_MODE = 0o644
 
 
 def _check_inputs(
@@ -99,17 +98,8 @@ def draw_masks(
     if heat is not None:
         fig.colorbar(heat, ax=axes[1:, -1].tolist(), label="mask value", shrink=0.9)
 
-    out_dir = os.path.dirname(os.path.abspath(out_path))
-    os.makedirs(out_dir, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=out_dir)
-    os.close(fd)
     try:
-        fig.savefig(tmp, format="png", dpi=DPI)
-        os.chmod(tmp, PNG_MODE)  # mkstemp creates 0600
-        os.replace(tmp, out_path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+        with atomic_path(out_path) as tmp:
+            fig.savefig(tmp, format="png", dpi=DPI)
     finally:
         plt.close(fig)

@@ -22,15 +22,14 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from vidreid.atomic import atomic_path, write_bytes, write_text
 from vidreid.data.errors import DatasetError
 from vidreid.data.synth import ground_truth as gt
 from vidreid.data.synth.layouts import (
     DATASET_FOLDERS,
     Plan,
-    atomic_path,
     make_plan,
     write_index,
-    write_text,
 )
 
 #: Length cap used when ``max_len`` is None (MARS lengths reach 900; this keeps sets small).
@@ -53,10 +52,7 @@ def _save_image(path: str, array: np.ndarray, fmt: str) -> None:
         img.save(buf, format="JPEG", quality=JPEG_QUALITY)
     else:
         img.save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(buf.getbuffer())
-    os.replace(tmp, path)
+    write_bytes(path, lambda f: f.write(buf.getbuffer()))
 
 
 def _render_job(job: tuple) -> tuple[int, list[bool]]:

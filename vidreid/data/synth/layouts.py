@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from vidreid.atomic import atomic_path, write_text
 from vidreid.data.datasets import prid2011 as prid_loader
 from vidreid.data.datasets.mars import pid_folder
 from vidreid.data.errors import DatasetError
@@ -107,28 +106,6 @@ class Plan:
 
 
 # --------------------------------------------------------------------------- atomic writes
-
-
-@contextmanager
-def atomic_path(path: str) -> Iterator[str]:
-    """Yield a temporary path in ``path``'s folder; move it onto ``path`` on success."""
-    folder = os.path.dirname(path) or "."
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    os.close(fd)
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def write_text(path: str, text: str) -> None:
-    """Write a text file atomically (``\\n`` line ends)."""
-    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
 
 
 def write_mat(path: str, variables: dict[str, np.ndarray]) -> None:
