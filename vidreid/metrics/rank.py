@@ -23,6 +23,7 @@ so :func:`evaluate_features` never holds the full ``[Q, G]`` matrix.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -254,7 +255,9 @@ def _run(
             precision = np.where(pad, 0.0, (before + precision) / 2.0)
         n_pos = (~pad).sum(axis=1)
         out = slot[qidx]
-        aps[out] = precision.sum(axis=1) / n_pos
+        # cumsum adds left to right, so the zero padding (which depends on how queries were
+        # grouped into blocks) cannot change the rounding, unlike SIMD-grouped ``sum``.
+        aps[out] = precision.cumsum(axis=1)[:, -1] / n_pos
         inps[out] = n_pos / (r[np.arange(len(r)), n_pos - 1] + 1.0)
         first[out] = ranks[:, 0]
         if ss_cmc is not None:
@@ -274,7 +277,8 @@ def _run(
     else:
         hits_at = np.bincount(np.minimum(first, max_rank), minlength=max_rank + 1)[:max_rank]
         cmc = np.cumsum(hits_at) / len(valid)
-    return RankResult(cmc=cmc, mAP=float(aps.mean()), mINP=float(inps.mean()),
+    # fsum: exactly rounded, independent of numpy's summation order and memory alignment.
+    return RankResult(cmc=cmc, mAP=math.fsum(aps) / len(aps), mINP=math.fsum(inps) / len(inps),
                       num_valid_queries=int(len(valid)), ap=aps, inp=inps,
                       valid_queries=valid, first_match_rank=first)
 
