@@ -60,8 +60,8 @@ def dataset_root(bench: str, data_dir: Path, workers: int | None) -> str:
 def run_row(
     path: Path, root: str, epochs: int, runs_dir: Path, protocols: tuple[str, ...] = ("v2v",)
 ) -> dict:
-    from vidreid.engine.commands import run_training
     from vidreid.engine.config import load_config
+    from vidreid.engine.run import run_training
     from vidreid.models.profile import count_parameters, gflops_per_frame
 
     cfg = load_config(path, [

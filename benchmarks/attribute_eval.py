@@ -84,17 +84,17 @@ def majority_baseline(table, train_raw_pids: list[int]) -> np.ndarray:
 
 def evaluate(run: str, data_root: str | None, occluded: float, clear: float,
              max_tracklets: int | None) -> str:
+    from vidreid import build as B
     from vidreid.data.attributes import attribute_groups, load_attribute_table
     from vidreid.data.synth.ground_truth import load_tracklet_table
     from vidreid.data.video_dataset import read_frames
-    from vidreid.engine.commands import build_transform, load_dataset, load_for_eval
     from vidreid.engine.config import load_config, to_container
 
     ckpt = run if os.path.isfile(run) else os.path.join(run, "last.pt")
     saved = os.path.join(os.path.dirname(ckpt), "config.yaml")
     cfg = load_config(saved, [f"data.root={data_root}"] if data_root else [])
-    dataset = load_dataset(cfg)
-    model = load_for_eval(cfg, ckpt, dataset.num_train_pids).eval()
+    dataset = B.build_dataset(cfg)
+    model = B.load_trained(ckpt, cfg).model.eval()
     spec = to_container(cfg.model)
     groups, values = attribute_groups(spec.get("groups"), spec.get("attribute_values"))
     names = list(values)
@@ -102,7 +102,7 @@ def evaluate(run: str, data_root: str | None, occluded: float, clear: float,
     baseline = majority_baseline(table, list(dataset.extra["train_raw_pids"]))
     ddir = dataset.root
     truth = {tuple(r["frames"]): r for r in load_tracklet_table(ddir)}
-    transform = build_transform(cfg, train=False)
+    transform = B.build_transform(cfg, train=False)
 
     seen, tracklets = set(), []
     for t in dataset.query + dataset.gallery:

@@ -43,14 +43,8 @@ def bare_loop(model, criterion, optimizer, clips, pids, steps, amp_dtype) -> flo
 
 
 def main(argv: list[str] | None = None) -> int:
+    from vidreid import build as B
     from vidreid.data.synth import generate
-    from vidreid.engine.commands import (
-        build_criterion_from_config,
-        build_model_from_config,
-        build_train_loader,
-        compute_threads,
-        load_dataset,
-    )
     from vidreid.engine.config import load_config
     from vidreid.engine.optim import build_optimizer
     from vidreid.engine.trainer import autocast_dtype, prepare_model, train
@@ -66,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-channels-last", action="store_true")
     args = parser.parse_args(argv)
     h, w = (int(x) for x in args.size.split("x"))
-    torch.set_num_threads(compute_threads(None, args.workers))  # as `vidreid train` does
+    torch.set_num_threads(B.compute_threads(None, args.workers))  # as `vidreid train` does
     channels_last = not args.no_channels_last
     k = 4 if args.batch % 4 == 0 else 2
     ids_needed = 2 * (args.batch // k)  # train ids = half of the generated ids
@@ -82,13 +76,13 @@ def main(argv: list[str] | None = None) -> int:
             f"train.channels_last={channels_last}", "train.tensorboard=false",
             "train.progress=false", "sched.name=none", "sched.warmup_epochs=0",
         ])
-        dataset = load_dataset(cfg)
+        dataset = B.build_dataset(cfg)
         n = dataset.num_train_pids
         torch.manual_seed(0)
-        model = build_model_from_config(cfg, n)
-        criterion = build_criterion_from_config(cfg, n, model.feature_dim)
+        model = B.build_model(cfg, n)
+        criterion = B.build_criterion(cfg, n, model.feature_dim)
         optimizer = build_optimizer(model.parameters(), "adam", lr=3e-4)
-        loader = build_train_loader(cfg, dataset.train)
+        loader = B.build_train_loader(cfg, dataset.train)
         per_epoch = len(loader)
         epochs = 1 + -(-args.steps // per_epoch)  # a warm-up epoch, then >= steps
         result = train(model, criterion, loader, optimizer, None, epochs=epochs,

@@ -51,11 +51,11 @@ def silhouette_fraction(paths: list[str], size: tuple[int, int]) -> torch.Tensor
 @torch.no_grad()
 def mask_statistics(model: torch.nn.Module, tracklets: list, cfg) -> dict[str, dict[str, float]]:
     """Area-weighted sums of the masks inside / outside the silhouette, per inserted module."""
+    from vidreid import build as B
     from vidreid.data.sampling import test_clips
     from vidreid.data.video_dataset import read_frames
-    from vidreid.engine.commands import build_transform
 
-    transform = build_transform(cfg, train=False)
+    transform = B.build_transform(cfg, train=False)
     model.eval()
     sums: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for tracklet in tracklets:
@@ -89,14 +89,9 @@ def mask_statistics(model: torch.nn.Module, tracklets: list, cfg) -> dict[str, d
 def main(argv: list[str] | None = None) -> int:
     from accuracy import BENCHMARKS, dataset_root
 
-    from vidreid.engine.commands import (
-        build_model_from_config,
-        load_dataset,
-        load_for_eval,
-        run_training,
-        seed_everything,
-    )
+    from vidreid import build as B
     from vidreid.engine.config import load_config
+    from vidreid.engine.run import run_training
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(DEFAULT_CONFIG))
@@ -118,10 +113,10 @@ def main(argv: list[str] | None = None) -> int:
         f"output_dir={args.runs_dir}", "train.tensorboard=false", "train.progress=false",
         "train.eval_every=0", "eval.protocols=[v2v]",
     ])
-    dataset = load_dataset(cfg)
+    dataset = B.build_dataset(cfg)
     num_classes = dataset.num_train_pids
     if args.weights:
-        model = load_for_eval(cfg, args.weights, num_classes)
+        model = B.load_trained(args.weights, cfg).model
         trained_by = args.weights
     else:
         t0 = time.perf_counter()
@@ -129,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         trained_by = f"{run_dir} ({args.epochs} epochs, {(time.perf_counter() - t0) / 60:.1f} min,"
         trained_by += f" v2v R1 {result.last_eval.get('v2v/R1', float('nan')):.1f})"
     model = model.cpu().float()
-    seed_everything(cfg.train.seed)
-    untrained = build_model_from_config(cfg, num_classes)
+    B.seed_everything(cfg.train.seed)
+    untrained = B.build_model(cfg, num_classes)
 
     held_out = [t for t in list(dataset.query) + list(dataset.gallery) if t.pid > 0]
     keep = np.unique(np.linspace(0, len(held_out) - 1, min(args.tracklets, len(held_out)))

@@ -113,14 +113,9 @@ def format_stats(label: str, s: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     from accuracy import BENCHMARKS, dataset_root
 
-    from vidreid.engine.commands import (
-        build_model_from_config,
-        build_transform,
-        load_for_eval,
-        run_training,
-        seed_everything,
-    )
+    from vidreid import build as B
     from vidreid.engine.config import load_config
+    from vidreid.engine.run import run_training
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default=str(DEFAULT_CONFIG))
@@ -151,16 +146,16 @@ def main(argv: list[str] | None = None) -> int:
         ],
     )
     dataset_dir, rows = occluded_test_tracklets(root)
-    transform = build_transform(cfg, train=False)
+    transform = B.build_transform(cfg, train=False)
 
-    seed_everything(cfg.train.seed)  # the control: the untrained model of the same seed
+    B.seed_everything(cfg.train.seed)  # the control: the untrained model of the same seed
     from vidreid.data import build_dataset
 
     num_classes = build_dataset("mars", root).num_train_pids
-    untrained = build_model_from_config(cfg, num_classes)
+    untrained = B.build_model(cfg, num_classes)
     results = {"untrained": occlusion_stats(untrained, transform, dataset_dir, rows)}
     if args.weights:
-        model = load_for_eval(cfg, args.weights, num_classes)
+        model = B.load_trained(args.weights, cfg).model
         results["weights"] = args.weights
     else:
         result, run_dir, model, _ = run_training(cfg)

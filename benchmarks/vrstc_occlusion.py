@@ -97,7 +97,7 @@ def hole_scores(pred: np.ndarray, clean: np.ndarray, flags: np.ndarray) -> tuple
 def completion_quality(generator, dataset, truths: dict, num_regions: int, num_neighbours: int,
                        height: int, width: int) -> dict[str, dict[str, float]]:
     from vidreid.data.synth.ground_truth import load_frame_truth
-    from vidreid.engine.vrstc import complete_tracklet, load_tracklet
+    from vidreid.methods.vrstc.stc import complete_tracklet, load_tracklet
     from vidreid.models.vrstc import stripe_mask
 
     scores: dict[str, list[tuple[float, float]]] = {"input": [], "mean": [], "copy": [],
@@ -144,14 +144,14 @@ def reid_row(root: str, epochs: int, runs_dir: Path) -> dict:
 
 def evaluate_run(run: Path, root: str) -> tuple[dict, torch.nn.Module]:
     """Evaluate a finished bench_vrstc run folder on ``root``; returns metrics and the model."""
-    from vidreid.engine.commands import evaluate_config, load_dataset, load_for_eval
+    from vidreid import build as B
     from vidreid.engine.config import load_config
     from vidreid.engine.inference import summarize_results
 
     cfg = load_config(run / "config.yaml", [f"data.root={root}", "data.options={}"])
-    dataset = load_dataset(cfg)
-    model = load_for_eval(cfg, str(run / "last.pt"), dataset.num_train_pids)
-    m = summarize_results(evaluate_config(cfg, model, dataset, torch.device("cpu")))
+    dataset = B.build_dataset(cfg)
+    model = B.load_trained(str(run / "last.pt"), cfg).model
+    m = summarize_results(B.evaluate(cfg, model, dataset, torch.device("cpu")))
     return {"v2v/R1": m["v2v/R1"], "v2v/mAP": m["v2v/mAP"], "run_dir": str(run)}, model
 
 
@@ -172,8 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from vidreid.data import build_dataset
-    from vidreid.engine.vrstc import complete_dataset, locate_tracklets, train_stc
-    from vidreid.engine.vrstc_commands import load_stc_config, reid_input_size
+    from vidreid.methods.vrstc.config import load_stc_config, reid_input_size
+    from vidreid.methods.vrstc.stc import complete_dataset, locate_tracklets, train_stc
 
     stc_cfg = load_stc_config(STC_CONFIG, [f"locator.tau={args.tau}"] if args.tau else [])
     regions, tau = stc_cfg.locator.num_regions, stc_cfg.locator.tau
@@ -240,7 +240,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     stc_minutes = (time.perf_counter() - t1) / 60
     print(f"STCnet: {stc['last']} ({stc_minutes:.1f} min)", flush=True)
-    from vidreid.engine.vrstc import load_stc_generator
+    from vidreid.methods.vrstc.stc import load_stc_generator
 
     generator, _ = load_stc_generator(stc_path)
     quality = completion_quality(generator, dataset, truths, regions, nn_, h, w)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from vidreid import build as B
 from vidreid.cli import main
-from vidreid.engine import commands as C
 from vidreid.engine.checkpoint import load_checkpoint
 from vidreid.engine.config import load_config
 from vidreid.engine.inference import evaluate_model
@@ -51,14 +51,14 @@ def test_train_overfits_then_eval_writes_reports(synth_root: str, tmp_path: Path
 
     # train rank-1: one tracklet per identity as query, the others as gallery
     cfg = load_config(run / "config.yaml")
-    dataset = C.load_dataset(cfg)
-    model = C.load_for_eval(cfg, str(run / "last.pt"), dataset.num_train_pids)
+    dataset = B.build_dataset(cfg)
+    model = B.load_trained(str(run / "last.pt"), cfg).model
     seen: set[int] = set()
     query, gallery = [], []
     for t in dataset.train:
         (gallery if t.pid in seen else query).append(t._replace(camid=int(t.pid in seen)))
         seen.add(t.pid)
-    res = evaluate_model(model, query, gallery, transform=C.build_transform(cfg, train=False),
+    res = evaluate_model(model, query, gallery, transform=B.build_transform(cfg, train=False),
                          seq_len=cfg.data.seq_len, amp="auto")
     assert res["v2v"].cmc[0] == 1.0
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from vidreid.engine.commands import init_from_checkpoint
+from vidreid import build as B
 from vidreid.engine.config import load_config
 from vidreid.models import build_model
 
@@ -18,7 +18,7 @@ def test_loads_everything_but_a_classifier_of_another_width(tmp_path) -> None:
     torch.manual_seed(1)
     model = build_model("tkp", 4, **TINY)
     fresh_classifier = model.classifier.weight.detach().clone()
-    init_from_checkpoint(model, str(path))
+    B.init_from_checkpoint(model, str(path))
     src = pretrained.state_dict()
     for key, value in model.state_dict().items():
         if key.startswith("classifier."):
@@ -31,19 +31,19 @@ def test_same_width_classifier_is_loaded_too(tmp_path) -> None:
     pretrained = build_model("tkp", 4, **TINY)
     torch.save(pretrained.state_dict(), tmp_path / "w.pt")
     model = build_model("tkp", 4, **TINY)
-    init_from_checkpoint(model, str(tmp_path / "w.pt"))
+    B.init_from_checkpoint(model, str(tmp_path / "w.pt"))
     assert torch.equal(model.classifier.weight, pretrained.classifier.weight)
 
 
 def test_other_model_is_an_error(tmp_path) -> None:
     torch.save(build_model("video_baseline", 4, backbone="tiny").state_dict(), tmp_path / "w.pt")
     with pytest.raises(ValueError, match="init_from"):
-        init_from_checkpoint(build_model("tkp", 4, **TINY), str(tmp_path / "w.pt"))
+        B.init_from_checkpoint(build_model("tkp", 4, **TINY), str(tmp_path / "w.pt"))
 
 
 def test_missing_file_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="nope.pt"):
-        init_from_checkpoint(build_model("tkp", 4, **TINY), str(tmp_path / "nope.pt"))
+        B.init_from_checkpoint(build_model("tkp", 4, **TINY), str(tmp_path / "nope.pt"))
 
 
 def test_config_key_exists_and_defaults_to_none() -> None:

@@ -71,7 +71,7 @@ def _dataset(root: Path, attributes_file: str | None) -> VideoDataset:
 
 
 def test_engine_builds_the_term_from_the_datasets_attribute_file(tmp_path: Path) -> None:
-    from vidreid.engine.commands import build_criterion_from_config
+    from vidreid import build as builder
     from vidreid.engine.config import load_config
 
     table = tmp_path / "attributes.csv"
@@ -80,7 +80,7 @@ def test_engine_builds_the_term_from_the_datasets_attribute_file(tmp_path: Path)
                              f"loss.attribute.groups={GROUPS}".replace("'", ""),
                              f"loss.attribute.attribute_values={VALUES}".replace("'", "")])
     with pytest.warns(UserWarning, match=r"1 of 3 train identities have no row \(7\)"):
-        criterion = build_criterion_from_config(cfg, 3, 16, dataset=_dataset(tmp_path, str(table)))
+        criterion = builder.build_criterion(cfg, 3, 16, dataset=_dataset(tmp_path, str(table)))
     labels = criterion.terms["attribute"].labels
     assert labels.tolist() == [[1, 1], [-1, -1], [0, -1]]
     assert "labels" not in criterion.state_dict()  # rebuilt from the file, not checkpointed

@@ -157,16 +157,10 @@ def test_bad_arguments_name_the_problem() -> None:
         tiny_cosam()(torch.randn(4, 3, 64, 32))
 
 
-def test_every_config_builds_and_runs() -> None:
-    from vidreid.engine.config import load_config, to_container
+def test_configs_name_cosam_for_every_dataset() -> None:
+    """(Loading and building every config: tests/test_configs.py.)"""
+    from vidreid.engine.config import load_config
 
     paths = sorted(CONFIG_DIR.glob("*.yaml"))
     assert {p.stem for p in paths} >= {"mars", "dukev", "ilidsvid", "synth"}
-    for path in paths:
-        cfg = load_config(path, ["model.backbone=tiny", "model.weights=null"])
-        kwargs = to_container(cfg)["model"]
-        assert kwargs.pop("name") == "cosam", path
-        model = build_model("cosam", num_classes=NUM_CLASSES, **kwargs).eval()
-        with torch.no_grad():
-            out = model(torch.randn(1, cfg.data.seq_len, 3, 64, 32))
-        assert out["features"].shape == (1, model.feature_dim), path
+    assert all(load_config(p).model.name == "cosam" for p in paths)

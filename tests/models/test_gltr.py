@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vidreid.engine.commands import build_criterion_from_config, build_model_from_config
+from vidreid import build as builder
 from vidreid.engine.config import load_config
 from vidreid.models import build_model
 from vidreid.models.gltr import (
@@ -193,8 +193,8 @@ def test_config_loads_and_builds(path: Path) -> None:
     cfg = load_config(path, ["model.backbone=tiny", "model.weights=null"])
     assert cfg.model.name == "gltr"
     assert cfg.data.test_sampling == "all" and cfg.data.max_clip_len is None
-    model = build_model_from_config(cfg, NUM_CLASSES).train()
-    criterion = build_criterion_from_config(cfg, NUM_CLASSES, model.feature_dim)
+    model = builder.build_model(cfg, NUM_CLASSES).train()
+    criterion = builder.build_criterion(cfg, NUM_CLASSES, model.feature_dim)
     out = model(torch.randn(2, 3, 3, H, W))
     assert out["logits"].shape == (2, NUM_CLASSES)
     if path.stem not in PAPER_DATASETS:

@@ -2,9 +2,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
 
-from vidreid.engine.commands import build_criterion_from_config, build_model_from_config
+from vidreid import build as builder
 from vidreid.engine.config import load_config
 from vidreid.engine.inference import extract_features
 from vidreid.models import build_backbone, build_model
@@ -115,15 +114,11 @@ def test_bad_image_shape() -> None:
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
-def test_every_config_builds_model_and_criterion(path: Path) -> None:
+def test_every_config_has_the_tkp_terms_and_protocols(path: Path) -> None:
+    """(Loading and building every config: tests/test_configs.py.)"""
     cfg = load_config(path)
     assert cfg.model.name == "tkp"
     assert {"i2v", "v2v"} <= set(cfg.eval.protocols)
     small = load_config(path, [f"model.{k}={v}" for k, v in TINY.items()])
-    model = build_model_from_config(small, 10).train()
-    criterion = build_criterion_from_config(small, 10, model.feature_dim)
+    criterion = builder.build_criterion(small, 10, 16)
     assert {"tkp_cross_entropy", "integrated_triplet"} <= set(criterion.terms)
-    out = model(torch.randn(4, 2, 3, H, W))
-    loss, parts = criterion(out, torch.tensor([0, 0, 1, 1]))
-    assert torch.isfinite(loss) and loss.item() > 0
-    assert isinstance(model, nn.Module) and set(parts) == set(criterion.terms)

@@ -67,12 +67,12 @@ def test_frames_are_sorted_numerically(tmp_path) -> None:
 
 
 def test_viz_attention_plots_gltr_weights(tmp_path, monkeypatch) -> None:
-    from vidreid.engine.commands import build_model_from_config
+    from vidreid import build as B
     from vidreid.engine.config import load_config
     from vidreid.viz import attention
 
     torch.manual_seed(0)
-    model = build_model_from_config(load_config(GLTR_CONFIG, SMALL), NUM_CLASSES)
+    model = B.build_model(load_config(GLTR_CONFIG, SMALL), NUM_CLASSES)
     weights = save_weights(tmp_path / "w.pt", model)
     frames = write_tracklet(tmp_path / "t")
     calls = []
@@ -135,10 +135,10 @@ def test_viz_masks_draws_spatial_masks(tmp_path, monkeypatch) -> None:
 
 
 def test_viz_masks_on_a_model_without_masks_is_a_clear_error(tmp_path, capsys) -> None:
-    from vidreid.engine.commands import build_model_from_config
+    from vidreid import build as B
     from vidreid.engine.config import load_config
 
-    model = build_model_from_config(load_config(GLTR_CONFIG, SMALL), NUM_CLASSES)
+    model = B.build_model(load_config(GLTR_CONFIG, SMALL), NUM_CLASSES)
     weights = save_weights(tmp_path / "w.pt", model)
     write_tracklet(tmp_path / "t", numbers=(1, 2))
     code = main(

@@ -5,7 +5,7 @@ Only the CLI reads configs; it turns them into the plain arguments the library t
 schema is closed, so a misspelt key (``train.lr`` instead of ``optim.lr``) is an error that
 names it instead of being silently ignored. ``model`` and ``loss`` are open dicts because
 their keys are the registered constructors' keyword arguments: they are validated when the
-model / criterion is built (see :func:`check_model_kwargs`).
+model / criterion is built (:func:`vidreid.models.check_kwargs`).
 
 A YAML file may say ``base: relative/path.yaml``: the base is loaded first (recursively) and
 the file merged over it, so one method recipe serves several dataset configs. Dicts merge
@@ -14,8 +14,8 @@ key by key (a derived file cannot delete a key of its base; set it to ``null`` i
 
 from __future__ import annotations
 
-import inspect
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,14 +186,23 @@ def parse_overrides(overrides: list[str]) -> DictConfig:
         raise ValueError(f"bad override: {exc}") from None
 
 
-def load_config(path: str | os.PathLike[str] | None, overrides: list[str] = ()) -> DictConfig:
+def load_config(
+    path: str | os.PathLike[str] | dict[str, Any] | DictConfig | None,
+    overrides: Sequence[str] = (),
+) -> DictConfig:
     """Load ``path`` (and its ``base:`` chain) over the schema, then apply ``overrides``.
 
-    ``path=None`` starts from the schema defaults. Unknown keys and values of the wrong
-    type raise ``ValueError`` naming the key.
+    ``path`` may also be a plain dict or a DictConfig (validated the same way); ``None``
+    starts from the schema defaults. Unknown keys and values of the wrong type raise
+    ``ValueError`` naming the key.
     """
-    cfgs = _read_yaml(Path(path).resolve()) if path is not None else []
-    where = str(path) if path is not None else "config"
+    if isinstance(path, (dict, DictConfig)):
+        cfgs, where = [OmegaConf.create(to_container(path) if isinstance(path, DictConfig)
+                                        else path)], "config"
+    elif path is not None:
+        cfgs, where = _read_yaml(Path(path).resolve()), str(path)
+    else:
+        cfgs, where = [], "config"
     cfg = _merge(cfgs, where)
     if overrides:
         cfg = _merge([cfg, parse_overrides(list(overrides))], "command-line override")
@@ -209,25 +218,3 @@ def to_container(cfg: DictConfig) -> dict[str, Any]:
 def save_config(cfg: DictConfig, path: str | os.PathLike[str]) -> None:
     """Write the resolved config as YAML, atomically."""
     write_text(path, OmegaConf.to_yaml(cfg, resolve=True))
-
-
-def check_model_kwargs(constructor: Any, kwargs: dict[str, Any], model_name: str) -> None:
-    """Raise ``ValueError`` naming any kwarg the registered constructor does not accept.
-
-    A constructor with ``**kwargs`` accepts anything here; it is then the constructor's
-    own ``TypeError`` that the caller turns into a clear error.
-    """
-    try:
-        sig = inspect.signature(constructor)
-    except (TypeError, ValueError):
-        return
-    params = sig.parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    accepted = {n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_POSITIONAL}
-    unknown = sorted(set(kwargs) - accepted)
-    if unknown:
-        raise ValueError(
-            f"model {model_name!r} does not accept model.{unknown[0]}"
-            f" (unknown: {', '.join(unknown)}); accepted: {', '.join(sorted(accepted))}"
-        )

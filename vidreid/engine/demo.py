@@ -24,8 +24,9 @@ QUICK = (40, 24, 6)
 
 def run_demo(out: str = "runs/demo", quick: bool = False) -> int:
     """Generate, train, evaluate; prints the tables and the run folder. Returns 0."""
+    from vidreid import build as B
     from vidreid.data.synth import generate
-    from vidreid.engine.commands import evaluate_config, load_dataset, run_training
+    from vidreid.engine.run import run_training
     from vidreid.metrics.report import format_table
 
     if not DEMO_CONFIG.is_file():
@@ -55,8 +56,8 @@ def run_demo(out: str = "runs/demo", quick: bool = False) -> int:
     t_train = time.perf_counter() - t0 - t_data
     for protocol in ("torchreid", "official"):
         cfg_p = load_config(DEMO_CONFIG, [f"data.root={root}", f"data.options.protocol={protocol}"])
-        dataset = load_dataset(cfg_p)
-        results = evaluate_config(cfg_p, model, dataset, model_device(model))
+        dataset = B.build_dataset(cfg_p)
+        results = B.evaluate(cfg_p, model, dataset, model_device(model))
         print(f"\nMARS {protocol} protocol ({len(dataset.query)} queries,"
               f" {len(dataset.gallery)} gallery tracklets):")
         print(format_table(results))

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from vidreid.engine import distributed as D
-from vidreid.engine.trainer import autocast_context, autocast_dtype, prepare_model
+from vidreid.engine.precision import autocast_context, autocast_dtype, prepare_model
 
 PROTOCOLS = ("v2v", "i2v", "v2i", "i2i")
 

@@ -1,17 +1,24 @@
-"""The method-agnostic training loop.
+"""The method-agnostic trainer: one loop, extended through a step function and hooks.
 
-``train(model, criterion, loader, optimizer, scheduler, ...)`` takes plain objects and
-options: methods differ only by their model, loss terms and sampling, which the caller
-builds. What the loop adds:
+``Trainer(model, criterion, loader, optimizer, scheduler, options, step=..., hooks=[...])``
+takes plain objects. Methods differ by their model, loss terms, sampling and, when their
+training is not "forward, loss, backward" (a GAN), by the **step**: a callable
+``step(trainer, batch) -> (loss, parts)`` whose ``loss`` the trainer back-propagates and
+steps ``optimizer`` with (a step may update other networks itself, e.g. a discriminator;
+its ``state_dict``/``load_state_dict``, when it has them, go into every checkpoint).
+**Hooks** (:class:`Hook`) see ``before_train``, ``before_epoch``, ``after_step``,
+``after_epoch`` and ``after_train``; periodic evaluation with ``best.pt`` is one
+(:class:`EvalHook`). What the loop itself does:
 
-- mixed precision: bf16 autocast on CPU, fp16 autocast + ``GradScaler`` on CUDA
-  (``amp="auto"``), channels_last weights (much faster convolutions on CPU);
-- gradient clipping, epoch-wise LR schedule;
+- mixed precision (:mod:`vidreid.engine.precision`: bf16 autocast on CPU, fp16 autocast +
+  ``GradScaler`` on CUDA), channels_last weights;
+- gradient clipping, epoch-wise LR schedule, an optional total step budget;
 - tqdm progress (loss, clips/s), a JSONL log and TensorBoard scalars in the run folder;
-- periodic evaluation through a callback, ``best.pt`` on improvement;
-- checkpoints (``last.pt``) every N epochs and on SIGINT/SIGTERM (mid-epoch: the position
-  in the epoch is stored and the sampler skips the batches already seen on resume), so a
-  resumed run continues as if never stopped;
+- checkpoints (``last.pt``) every N epochs, after the last one *before* the final
+  evaluation (an evaluation error never costs training), and on SIGINT/SIGTERM (mid-epoch:
+  the position in the epoch is stored and the sampler skips the batches already seen);
+  a resumed run restores model, optimiser, schedule, scaler, step state and the main
+  process's RNGs;
 - a non-finite loss stops the run with :class:`NonFiniteLossError` before the optimiser
   step, so the last checkpoint on disk is the last good state;
 - under ``torchrun`` the model is wrapped in DistributedDataParallel; only rank 0 logs and
@@ -20,15 +27,15 @@ builds. What the loop adds:
 
 from __future__ import annotations
 
-import contextlib
 import json
+import logging
 import math
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +51,15 @@ from vidreid.engine.checkpoint import (
     rng_state,
     set_rng_state,
 )
+from vidreid.engine.precision import AMP_MODES, autocast_context, autocast_dtype, prepare_model
 
-AMP_MODES = ("auto", "off", "bf16", "fp16")
+__all__ = [
+    "AMP_MODES", "EvalHook", "Hook", "NonFiniteLossError", "SkippableSampler", "TrainOptions",
+    "TrainResult", "Trainer", "autocast_context", "autocast_dtype", "prepare_model",
+    "supervised_step", "train",
+]
+
+log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -54,7 +68,7 @@ class NonFiniteLossError(RuntimeError):
 
 @dataclass
 class TrainResult:
-    """What a call to :func:`train` did."""
+    """What a training run did."""
 
     epochs_done: int
     global_step: int
@@ -66,33 +80,64 @@ class TrainResult:
     run_dir: str | None = None
 
 
-def autocast_dtype(amp: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype for ``amp`` on ``device`` (None = full precision)."""
-    if amp not in AMP_MODES:
-        raise ValueError(f"train.amp={amp!r} is not one of {AMP_MODES}")
-    if amp == "off":
-        return None
-    if amp == "auto":
-        return torch.float16 if device.type == "cuda" else torch.bfloat16
-    if amp == "fp16" and device.type == "cpu":
-        raise ValueError("train.amp=fp16 needs CUDA; use bf16 (or auto) on CPU")
-    return torch.bfloat16 if amp == "bf16" else torch.float16
+@dataclass
+class TrainOptions:
+    """How to train (everything but the objects trained)."""
+
+    epochs: int
+    run_dir: str | os.PathLike[str] | None = None
+    device: torch.device | str = "cpu"
+    amp: str = "auto"
+    channels_last: bool = True
+    grad_clip: float | None = None
+    checkpoint_every: int = 1
+    log_every: int = 20
+    max_steps_per_epoch: int | None = None
+    max_steps: int | None = None  # total step budget (the last epoch may end early)
+    tensorboard: bool = True
+    progress: bool = True
+    handle_signals: bool = True
+    find_unused_parameters: bool = False
+    extra_state: dict[str, Any] | None = None  # primitive values stored in every checkpoint
 
 
-def autocast_context(
-    dtype: torch.dtype | None, device: torch.device
-) -> contextlib.AbstractContextManager:
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
+class Hook:
+    """Extension point of :class:`Trainer`; override what you need."""
+
+    def before_train(self, trainer: Trainer) -> None: ...
+
+    def before_epoch(self, trainer: Trainer) -> None: ...
+
+    def after_step(self, trainer: Trainer, loss: float, parts: dict[str, Any]) -> None: ...
+
+    def after_epoch(self, trainer: Trainer) -> None: ...
+
+    def after_train(self, trainer: Trainer) -> None: ...
 
 
-def prepare_model(model: nn.Module, device: torch.device, channels_last: bool = True) -> nn.Module:
-    """Move to ``device`` (channels_last when asked); parameters keep their identity."""
-    model.to(device)
-    if channels_last:
-        model.to(memory_format=torch.channels_last)
-    return model
+class EvalHook(Hook):
+    """``eval_fn(model) -> {"v2v/mAP": ...}`` every ``every`` epochs and after the last one
+    (on every rank under DDP); ``best_metric`` selects ``best.pt``."""
+
+    def __init__(self, eval_fn: Callable[[nn.Module], dict[str, float]], every: int = 0,
+                 best_metric: str = "v2v/mAP") -> None:
+        self.eval_fn, self.every, self.best_metric = eval_fn, every, best_metric
+
+    def after_epoch(self, trainer: Trainer) -> None:
+        epoch = trainer.epoch + 1
+        if not (trainer.is_last_epoch or (self.every and epoch % self.every == 0)):
+            return
+        trainer.net.eval()
+        metrics = dict(self.eval_fn(trainer.model))
+        trainer.net.train()
+        result = trainer.result
+        result.last_eval = metrics
+        trainer.log({"type": "eval", "epoch": epoch, "step": trainer.global_step, **metrics},
+                    epoch)
+        value = metrics.get(self.best_metric)
+        if value is not None and (trainer.best is None or value > trainer.best):
+            trainer.best = result.best_metric = float(value)
+            trainer.save("best.pt", epoch, 0, metrics=metrics)
 
 
 class SkippableSampler(Sampler[int]):
@@ -178,14 +223,290 @@ class _RunLog:
             self.tb.close()
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    return model.module if isinstance(model, nn.parallel.DistributedDataParallel) else model
+def supervised_step(trainer: Trainer, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
+    """The re-ID step: ``(clips, pids, ...)`` -> ``criterion(model(clips), pids)``."""
+    clips, pids, *_ = batch
+    clips = clips.to(trainer.device, non_blocking=True)
+    pids = pids.to(trainer.device, non_blocking=True)
+    with trainer.autocast():
+        outputs = trainer.net(clips)
+        loss, parts = trainer.criterion(outputs, pids)
+    trainer.batch_items = clips.shape[0]
+    return loss, parts
 
 
 def _set_epoch(loader: DataLoader, epoch: int) -> None:
     for obj in (loader.sampler, getattr(loader, "batch_sampler", None), loader.dataset):
         if hasattr(obj, "set_epoch"):
             obj.set_epoch(epoch)
+
+
+class Trainer:
+    """Train ``model`` (+ the parameters of ``criterion``) on ``loader``'s batches.
+
+    ``step`` computes a batch's loss (default :func:`supervised_step`); ``hooks`` extend the
+    loop. :meth:`fit` returns a :class:`TrainResult` and raises :class:`NonFiniteLossError`.
+    ``resume`` (run folder, ``.pt`` path or loaded checkpoint) restores a stopped run.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        criterion: nn.Module | None,
+        loader: DataLoader,
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler | None,
+        options: TrainOptions,
+        *,
+        step: Callable[[Trainer, Any], tuple[torch.Tensor, dict[str, Any]]] = supervised_step,
+        hooks: Sequence[Hook] = (),
+        resume: str | os.PathLike[str] | dict[str, Any] | None = None,
+    ) -> None:
+        self.model = model
+        self.criterion = criterion if criterion is not None else nn.Module()
+        self.loader, self.optimizer, self.scheduler = loader, optimizer, scheduler
+        self.options, self.step_fn, self.hooks = options, step, list(hooks)
+        self.device = torch.device(options.device)
+        self.run_path = Path(options.run_dir) if options.run_dir is not None else None
+        self.amp_dtype = autocast_dtype(options.amp, self.device)
+        self.scaler = (torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16
+                       else None)
+        prepare_model(model, self.device, options.channels_last)
+        self.criterion.to(self.device)
+        self.epoch, self.global_step, self.best = 0, 0, None
+        self.start_epoch, self.skip_steps = 0, 0
+        self.batch_items = 0  # clips in the last batch (set by the step, for clips/s)
+        self._resume_rng: dict[str, Any] | None = None
+        if resume is not None:
+            self._restore(resume if isinstance(resume, dict) else load_checkpoint(resume))
+        self.net: nn.Module = model
+        if D.is_distributed():
+            self.net = nn.parallel.DistributedDataParallel(
+                model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=options.find_unused_parameters,
+            )
+        steps = len(loader)
+        if options.max_steps_per_epoch is not None:
+            steps = min(steps, options.max_steps_per_epoch)
+        if steps == 0:
+            raise ValueError(
+                "the training loader yields no batch: fewer identities than one PK batch needs"
+                " (lower data.batch_size or data.num_instances)"
+            )
+        self.steps_per_epoch = steps
+        self.result = TrainResult(epochs_done=self.start_epoch, global_step=self.global_step,
+                                  best_metric=self.best,
+                                  run_dir=str(self.run_path) if self.run_path else None)
+        self._log: _RunLog | None = None
+
+    # ------------------------------------------------------------------ state
+    def _restore(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.criterion.load_state_dict(ckpt.get("criterion", {}))
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if self.scheduler is not None and ckpt.get("scheduler") is not None:
+            self.scheduler.load_state_dict(ckpt["scheduler"])
+        if self.scaler is not None and ckpt.get("scaler") is not None:
+            self.scaler.load_state_dict(ckpt["scaler"])
+        if ckpt.get("step") is not None and hasattr(self.step_fn, "load_state_dict"):
+            self.step_fn.load_state_dict(ckpt["step"])
+        self._resume_rng = ckpt["rng"]
+        self.start_epoch, self.skip_steps = int(ckpt["epoch"]), int(ckpt.get("step_in_epoch", 0))
+        self.global_step, self.best = int(ckpt.get("global_step", 0)), ckpt.get("best_metric")
+
+    def save(self, name: str, epoch: int, step_in_epoch: int, **more: Any) -> None:
+        """Write checkpoint ``name`` in the run folder (rank 0; atomic)."""
+        if self.run_path is None or not D.is_main_process():
+            return
+        state = {
+            "format_version": FORMAT_VERSION,
+            "model": self.model.state_dict(),
+            "criterion": self.criterion.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
+            "step": (self.step_fn.state_dict() if hasattr(self.step_fn, "state_dict")
+                     else None),
+            "rng": rng_state(),
+            "epoch": epoch,
+            "step_in_epoch": step_in_epoch,
+            "global_step": self.global_step,
+            "best_metric": self.best,
+            **(self.options.extra_state or {}),
+            **more,
+        }
+        atomic_torch_save(state, self.run_path / name)
+
+    def log(self, record: dict[str, Any], step: int) -> None:
+        if self._log is not None:
+            self._log.write(record, step)
+
+    def autocast(self) -> Any:
+        """The autocast context of this run's precision."""
+        return autocast_context(self.amp_dtype, self.device)
+
+    @property
+    def is_last_epoch(self) -> bool:
+        budget_done = (self.options.max_steps is not None
+                       and self.global_step >= self.options.max_steps)
+        return self.epoch + 1 >= self.options.epochs or budget_done
+
+    # ------------------------------------------------------------------ loop
+    def _call(self, name: str, *args: Any) -> None:
+        for hook in self.hooks:
+            getattr(hook, name)(self, *args)
+
+    def _backward_and_step(self, loss: torch.Tensor) -> None:
+        params = [p for p in [*self.model.parameters(), *self.criterion.parameters()]
+                  if p.requires_grad]
+        clip = self.options.grad_clip
+        self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            if clip:
+                self.scaler.unscale_(self.optimizer)
+                nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            if clip:
+                nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], clip)
+            self.optimizer.step()
+
+    def _batches(self, epoch: int) -> Iterator[Any]:
+        """The epoch's batch iterator, positioned after the batches a resumed run has seen."""
+        loader = self.loader
+        _set_epoch(loader, epoch)
+        first = self.skip_steps if epoch == self.start_epoch else 0
+        if self._resume_rng is not None and first == 0:
+            set_rng_state(self._resume_rng)  # stopped at an epoch end: as before iter()
+            self._resume_rng = None
+        if first and isinstance(loader.sampler, SkippableSampler):
+            loader.sampler.skip_next(first * (loader.batch_size or 1))
+        batches: Any = iter(loader)
+        if first and not isinstance(loader.sampler, SkippableSampler):
+            for _ in range(first):  # no cheap skip: load and drop seen batches
+                next(batches)
+        if self._resume_rng is not None:
+            # stopped mid-epoch: the iterator's base seed had been drawn from the torch RNG
+            # before the checkpoint, so restore the state after iter()
+            set_rng_state(self._resume_rng)
+            self._resume_rng = None
+        return batches
+
+    def fit(self) -> TrainResult:
+        """Run the remaining epochs; see the module doc."""
+        o, result = self.options, self.result
+        world, is_main = D.get_world_size(), D.is_main_process()
+        self._log = _RunLog(self.run_path, o.tensorboard)
+        # sync once per step: [loss, stop requested] summed over ranks
+        sync = torch.zeros(2, dtype=torch.float64, device=self.device)
+        try:
+            with _StopFlag(o.handle_signals) as stop:
+                self._call("before_train")
+                for epoch in range(self.start_epoch, o.epochs):
+                    self.epoch = epoch
+                    if o.max_steps is not None and self.global_step >= o.max_steps:
+                        break
+                    if self._run_epoch(epoch, sync, stop, world, is_main):
+                        return result
+                self._call("after_train")
+        finally:
+            self._log.close()
+        return result
+
+    def _run_epoch(self, epoch: int, sync: torch.Tensor, stop: _StopFlag, world: int,
+                   is_main: bool) -> bool:
+        """One epoch; True when a signal stopped the run."""
+        o, result = self.options, self.result
+        first = self.skip_steps if epoch == self.start_epoch else 0
+        batches = self._batches(epoch)
+        self.net.train()
+        self.criterion.train()
+        self._call("before_epoch")
+        bar = None
+        if o.progress and is_main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=self.steps_per_epoch, initial=first, leave=False,
+                       desc=f"epoch {epoch + 1}/{o.epochs}", dynamic_ncols=True)
+        t_epoch = time.perf_counter()
+        epoch_lr = self.optimizer.param_groups[0]["lr"]  # the rate this epoch trains with
+        loss_sum, n_steps, n_clips = 0.0, 0, 0
+        t_window, clips_window = time.perf_counter(), 0
+        for step in range(first, self.steps_per_epoch):
+            if o.max_steps is not None and self.global_step >= o.max_steps:
+                break
+            try:
+                batch = next(batches)
+            except StopIteration:
+                break
+            loss, parts = self.step_fn(self, batch)
+            sync[0] = loss.detach().double()
+            sync[1] = float(stop.signum is not None)
+            D.all_reduce_sum(sync)
+            loss_value = sync[0].item() / world
+            if not math.isfinite(loss_value):
+                raise NonFiniteLossError(
+                    f"non-finite loss ({loss_value}) at epoch {epoch + 1}, step"
+                    f" {step + 1}/{self.steps_per_epoch} (terms: {_fmt_parts(parts)});"
+                    " training stopped without saving this state"
+                    + (f"; last good checkpoint: {self.run_path / 'last.pt'}"
+                       if self.run_path is not None and (self.run_path / "last.pt").exists()
+                       else "")
+                    + ". Try a lower optim.lr, optim.grad_clip or train.amp=off."
+                )
+            self._backward_and_step(loss)
+            self.global_step += 1
+            n_steps += 1
+            items = self.batch_items * world
+            n_clips += items
+            clips_window += items
+            loss_sum += loss_value
+            self._call("after_step", loss_value, parts)
+            if bar is not None:
+                rate = clips_window / max(time.perf_counter() - t_window, 1e-9)
+                bar.set_postfix(loss=f"{loss_value:.4f}", clips_s=f"{rate:.1f}")
+                bar.update(1)
+            if o.log_every and self.global_step % o.log_every == 0:
+                rate = clips_window / max(time.perf_counter() - t_window, 1e-9)
+                self.log({"type": "step", "epoch": epoch + 1, "step": self.global_step,
+                          "loss": loss_value, "lr": self.optimizer.param_groups[0]["lr"],
+                          "clips_per_s": rate, **_float_parts(parts)}, self.global_step)
+                t_window, clips_window = time.perf_counter(), 0
+            if sync[1].item() > 0:  # a signal reached some rank: save and stop
+                self.save("last.pt", epoch, step + 1)
+                signum = stop.signum or signal.SIGTERM
+                result.interrupted = True
+                result.signal_name = signal.Signals(signum).name
+                result.global_step = self.global_step
+                if bar is not None:
+                    bar.close()
+                if is_main:
+                    print(f"{result.signal_name}: saved {self.run_path / 'last.pt'}"
+                          f" at epoch {epoch + 1}, step {step + 1}", flush=True)
+                return True
+        if bar is not None:
+            bar.close()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        elapsed = time.perf_counter() - t_epoch
+        record = {"type": "epoch", "epoch": epoch + 1, "step": self.global_step,
+                  "loss": loss_sum / max(n_steps, 1), "lr": epoch_lr,
+                  "time_s": elapsed, "clips_per_s": n_clips / max(elapsed, 1e-9)}
+        self.log(record, epoch + 1)
+        result.history.append(record)
+        if is_main and o.progress:
+            print(f"epoch {epoch + 1}/{o.epochs}: loss {record['loss']:.4f},"
+                  f" {record['clips_per_s']:.1f} clips/s, {elapsed:.1f}s", flush=True)
+        _broadcast_buffers(self.model)  # BN statistics of rank 0 (what checkpoints hold)
+        result.epochs_done = epoch + 1
+        result.global_step = self.global_step
+        if self.is_last_epoch or (o.checkpoint_every and (epoch + 1) % o.checkpoint_every == 0):
+            self.save("last.pt", epoch + 1, 0)  # before any evaluation: never lose training
+        self._call("after_epoch")
+        return False
 
 
 def train(
@@ -195,239 +516,25 @@ def train(
     optimizer: torch.optim.Optimizer,
     scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
     *,
-    epochs: int,
-    run_dir: str | os.PathLike[str] | None = None,
-    device: torch.device | str = "cpu",
-    amp: str = "auto",
-    channels_last: bool = True,
-    grad_clip: float | None = None,
-    checkpoint_every: int = 1,
     eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
     eval_every: int = 0,
     best_metric: str = "v2v/mAP",
     resume: str | os.PathLike[str] | dict[str, Any] | None = None,
-    log_every: int = 20,
-    max_steps_per_epoch: int | None = None,
-    tensorboard: bool = True,
-    progress: bool = True,
-    handle_signals: bool = True,
-    find_unused_parameters: bool = False,
-    extra_state: dict[str, Any] | None = None,
+    hooks: Sequence[Hook] = (),
+    **options: Any,
 ) -> TrainResult:
-    """Train ``model`` with ``criterion`` on PK batches ``(clips, pids, camids)`` from ``loader``.
-
-    ``eval_fn(model) -> {"v2v/mAP": ..., ...}`` runs every ``eval_every`` epochs and after the
-    last one (on every rank under DDP); ``best_metric`` names the value that selects
-    ``best.pt``. ``resume`` is a run folder, a ``.pt`` path or a loaded checkpoint dict.
-    ``extra_state`` (primitive values only, e.g. the config as YAML) is stored in every
-    checkpoint. Returns a :class:`TrainResult`; raises :class:`NonFiniteLossError`.
-    """
-    device = torch.device(device)
-    run_path = Path(run_dir) if run_dir is not None else None
-    is_main = D.is_main_process()
-    world = D.get_world_size()
-    amp_dtype = autocast_dtype(amp, device)
-    scaler = torch.amp.GradScaler("cuda") if amp_dtype == torch.float16 else None
-    prepare_model(model, device, channels_last)
-    criterion.to(device)
-
-    start_epoch, skip_steps, global_step = 0, 0, 0
-    best: float | None = None
-    resume_rng: dict[str, Any] | None = None
-    if resume is not None:
-        ckpt = resume if isinstance(resume, dict) else load_checkpoint(resume)
-        model.load_state_dict(ckpt["model"])
-        criterion.load_state_dict(ckpt.get("criterion", {}))
-        optimizer.load_state_dict(ckpt["optimizer"])
-        if scheduler is not None and ckpt.get("scheduler") is not None:
-            scheduler.load_state_dict(ckpt["scheduler"])
-        if scaler is not None and ckpt.get("scaler") is not None:
-            scaler.load_state_dict(ckpt["scaler"])
-        resume_rng = ckpt["rng"]
-        start_epoch, skip_steps = int(ckpt["epoch"]), int(ckpt.get("step_in_epoch", 0))
-        global_step, best = int(ckpt.get("global_step", 0)), ckpt.get("best_metric")
-
-    net: nn.Module = model
-    if D.is_distributed():
-        net = nn.parallel.DistributedDataParallel(
-            model,
-            device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=find_unused_parameters,
-        )
-
-    def save(path_name: str, epoch: int, step_in_epoch: int, **more: Any) -> None:
-        if run_path is None or not is_main:
-            return
-        state = {
-            "format_version": FORMAT_VERSION,
-            "model": model.state_dict(),
-            "criterion": criterion.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "scaler": scaler.state_dict() if scaler is not None else None,
-            "rng": rng_state(),
-            "epoch": epoch,
-            "step_in_epoch": step_in_epoch,
-            "global_step": global_step,
-            "best_metric": best,
-            **(extra_state or {}),
-            **more,
-        }
-        atomic_torch_save(state, run_path / path_name)
-
-    log = _RunLog(run_path, tensorboard)
-    result = TrainResult(epochs_done=start_epoch, global_step=global_step, best_metric=best)
-    result.run_dir = str(run_path) if run_path is not None else None
-    steps_per_epoch = len(loader)
-    if max_steps_per_epoch is not None:
-        steps_per_epoch = min(steps_per_epoch, max_steps_per_epoch)
-    if steps_per_epoch == 0:
-        raise ValueError(
-            "the training loader yields no batch: fewer identities than one PK batch needs"
-            " (lower data.batch_size or data.num_instances)"
-        )
-    # sync once per step: [loss, stop requested] summed over ranks
-    sync = torch.zeros(2, dtype=torch.float64, device=device)
-    try:
-        with _StopFlag(handle_signals) as stop:
-            for epoch in range(start_epoch, epochs):
-                _set_epoch(loader, epoch)
-                first_step = skip_steps if epoch == start_epoch else 0
-                if resume_rng is not None and first_step == 0:
-                    set_rng_state(resume_rng)  # stopped at an epoch end: as before iter()
-                    resume_rng = None
-                if first_step and isinstance(loader.sampler, SkippableSampler):
-                    loader.sampler.skip_next(first_step * (loader.batch_size or 1))
-                batches: Any = iter(loader)
-                if first_step and not isinstance(loader.sampler, SkippableSampler):
-                    for _ in range(first_step):  # no cheap skip: load and drop seen batches
-                        next(batches)
-                if resume_rng is not None:
-                    # stopped mid-epoch: the iterator's base seed had been drawn from the
-                    # torch RNG before the checkpoint, so restore the state after iter()
-                    set_rng_state(resume_rng)
-                    resume_rng = None
-                net.train()
-                criterion.train()
-                bar = None
-                if progress and is_main:
-                    from tqdm import tqdm
-
-                    bar = tqdm(
-                        total=steps_per_epoch,
-                        initial=first_step,
-                        desc=f"epoch {epoch + 1}/{epochs}",
-                        dynamic_ncols=True,
-                        leave=False,
-                    )
-                t_epoch = time.perf_counter()
-                epoch_lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trains with
-                loss_sum, n_steps, n_clips = 0.0, 0, 0
-                t_window, clips_window = time.perf_counter(), 0
-                for step in range(first_step, steps_per_epoch):
-                    try:
-                        clips, pids, *_ = next(batches)
-                    except StopIteration:
-                        break
-                    clips = clips.to(device, non_blocking=True)
-                    pids = pids.to(device, non_blocking=True)
-                    with autocast_context(amp_dtype, device):
-                        outputs = net(clips)
-                        loss, parts = criterion(outputs, pids)
-                    sync[0] = loss.detach().double()
-                    sync[1] = float(stop.signum is not None)
-                    D.all_reduce_sum(sync)
-                    loss_value = sync[0].item() / world
-                    if not math.isfinite(loss_value):
-                        raise NonFiniteLossError(
-                            f"non-finite loss ({loss_value}) at epoch {epoch + 1}, step"
-                            f" {step + 1}/{steps_per_epoch} (terms: {_fmt_parts(parts)});"
-                            " training stopped without saving this state"
-                            + (f"; last good checkpoint: {run_path / 'last.pt'}"
-                               if run_path is not None and (run_path / "last.pt").exists()
-                               else "")
-                            + ". Try a lower optim.lr, optim.grad_clip or train.amp=off."
-                        )
-                    optimizer.zero_grad(set_to_none=True)
-                    if scaler is not None:
-                        scaler.scale(loss).backward()
-                        if grad_clip:
-                            scaler.unscale_(optimizer)
-                            nn.utils.clip_grad_norm_(_all_params(model, criterion), grad_clip)
-                        scaler.step(optimizer)
-                        scaler.update()
-                    else:
-                        loss.backward()
-                        if grad_clip:
-                            nn.utils.clip_grad_norm_(_all_params(model, criterion), grad_clip)
-                        optimizer.step()
-                    global_step += 1
-                    n_steps += 1
-                    batch_clips = clips.shape[0] * world
-                    n_clips += batch_clips
-                    clips_window += batch_clips
-                    loss_sum += loss_value
-                    if bar is not None:
-                        rate = clips_window / max(time.perf_counter() - t_window, 1e-9)
-                        bar.set_postfix(loss=f"{loss_value:.4f}", clips_s=f"{rate:.1f}")
-                        bar.update(1)
-                    if log_every and global_step % log_every == 0:
-                        rate = clips_window / max(time.perf_counter() - t_window, 1e-9)
-                        record = {"type": "step", "epoch": epoch + 1, "step": global_step,
-                                  "loss": loss_value, "lr": optimizer.param_groups[0]["lr"],
-                                  "clips_per_s": rate, **_float_parts(parts)}
-                        log.write(record, global_step)
-                        t_window, clips_window = time.perf_counter(), 0
-                    if sync[1].item() > 0:  # a signal reached some rank: save and stop
-                        save("last.pt", epoch, step + 1)
-                        signum = stop.signum or signal.SIGTERM
-                        result.interrupted = True
-                        result.signal_name = signal.Signals(signum).name
-                        result.global_step = global_step
-                        if bar is not None:
-                            bar.close()
-                        if is_main:
-                            print(f"{result.signal_name}: saved {run_path / 'last.pt'}"
-                                  f" at epoch {epoch + 1}, step {step + 1}", flush=True)
-                        return result
-                if bar is not None:
-                    bar.close()
-                if scheduler is not None:
-                    scheduler.step()
-                elapsed = time.perf_counter() - t_epoch
-                record = {"type": "epoch", "epoch": epoch + 1, "step": global_step,
-                          "loss": loss_sum / max(n_steps, 1), "lr": epoch_lr,
-                          "time_s": elapsed, "clips_per_s": n_clips / max(elapsed, 1e-9)}
-                log.write(record, epoch + 1)
-                result.history.append(record)
-                if is_main and progress:
-                    print(f"epoch {epoch + 1}/{epochs}: loss {record['loss']:.4f},"
-                          f" {record['clips_per_s']:.1f} clips/s, {elapsed:.1f}s", flush=True)
-                last_epoch = epoch + 1 == epochs
-                evaluated = False
-                do_eval = last_epoch or (eval_every and (epoch + 1) % eval_every == 0)
-                _broadcast_buffers(model)  # BN statistics of rank 0 (what checkpoints hold)
-                if eval_fn is not None and do_eval:
-                    net.eval()
-                    metrics = eval_fn(model)
-                    net.train()
-                    evaluated = True
-                    result.last_eval = dict(metrics)
-                    log.write({"type": "eval", "epoch": epoch + 1, "step": global_step, **metrics},
-                              epoch + 1)
-                    value = metrics.get(best_metric)
-                    if value is not None and (best is None or value > best):
-                        best = float(value)
-                        result.best_metric = best
-                        save("best.pt", epoch + 1, 0, metrics=dict(metrics))
-                result.epochs_done = epoch + 1
-                result.global_step = global_step
-                if last_epoch or (checkpoint_every and (epoch + 1) % checkpoint_every == 0):
-                    save("last.pt", epoch + 1, 0,
-                         **({"metrics": dict(result.last_eval)} if evaluated else {}))
-    finally:
-        log.close()
-    return result
+    """Functional form of :class:`Trainer`: ``options`` are :class:`TrainOptions` fields;
+    ``eval_fn`` adds an :class:`EvalHook`."""
+    known = {f.name for f in fields(TrainOptions)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"train() got unknown option(s) {unknown}; known: {sorted(known)}")
+    all_hooks = list(hooks)
+    if eval_fn is not None:
+        all_hooks.append(EvalHook(eval_fn, eval_every, best_metric))
+    trainer = Trainer(model, criterion, loader, optimizer, scheduler, TrainOptions(**options),
+                      hooks=all_hooks, resume=resume)
+    return trainer.fit()
 
 
 def _broadcast_buffers(model: nn.Module) -> None:
@@ -437,11 +544,6 @@ def _broadcast_buffers(model: nn.Module) -> None:
 
         for buf in model.buffers():
             dist.broadcast(buf, src=0)
-
-
-def _all_params(model: nn.Module, criterion: nn.Module) -> list[torch.Tensor]:
-    params = list(model.parameters()) + list(criterion.parameters())
-    return [p for p in params if p.grad is not None]
 
 
 def _float_parts(parts: dict[str, Any]) -> dict[str, float]:

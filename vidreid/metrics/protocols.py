@@ -12,8 +12,8 @@ the gallery are represented by a whole tracklet (video feature) or by a single f
 The engine extracts both features per tracklet (image: the frame chosen by
 :func:`frame_index`) and passes them here as :class:`FeatureSet`.
 
-MARS galleries (see ``/work/shared/reference/datasets.md``): ``"torchreid"`` (gallery without
-the query tracklets and without pid -1, standard AP), ``"official"`` (the MATLAB protocol:
+MARS galleries (MARS's own evaluation code, Zheng et al. ECCV 2016, and torchreid's):
+``"torchreid"`` (gallery without the query tracklets and without pid -1, standard AP), ``"official"`` (the MATLAB protocol:
 gallery = all test tracklets including the queries, pid -1 junk, trapezoidal AP) and
 ``"tkp"`` (query + torchreid gallery, standard AP). :func:`mars_protocol` builds them from the
 torchreid-style query and gallery sets.

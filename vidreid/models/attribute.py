@@ -170,9 +170,26 @@ class AttributeDrivenReID(VideoReIDModel):
         self.neck = BNNeck(self.feature_dim, num_classes, neck_feat)
 
     def forward(self, clips: torch.Tensor, return_extras: bool = False) -> dict[str, torch.Tensor]:
-        maps = self.frame_maps(clips)  # [B, T, C, h, w]
-        b, t = maps.shape[:2]
-        frames = maps.mean(dim=(3, 4))  # f_t: [B, T, C]
+        frames = self.frame_maps(clips).mean(dim=(3, 4))  # f_t: [B, T, C]
+        return self.temporal_head(frames, return_extras)
+
+    def can_encode_frames(self) -> bool:
+        """Frames are encoded independently; the groups' temporal weighting mixes them."""
+        return True
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """``[N, 3, H, W] -> [N, C]``: backbone + GAP per frame."""
+        return self.frame_maps(frames.unsqueeze(1)).mean(dim=(3, 4)).squeeze(1)
+
+    def aggregate(self, frame_feats: torch.Tensor) -> torch.Tensor:
+        """``[B, T, C] -> [B, D]``: the eval-mode descriptor from per-frame features."""
+        return self.temporal_head(frame_feats)["features"]
+
+    def temporal_head(
+        self, frames: torch.Tensor, return_extras: bool = False
+    ) -> dict[str, torch.Tensor]:
+        """Frame features ``[B, T, C]`` -> sub-features, attribute logits, weighted pooling."""
+        b, t = frames.shape[:2]
         global_feat = frames.mean(dim=1)  # g: [B, C]
         flat = frames.flatten(0, 1)  # [B*T, C]
         parts, weights, confs, logits_all, probs = [], [], [], [], []

@@ -16,7 +16,7 @@ Pipeline (Fig. 2 of the paper), shapes for a batch of ``B`` clips of ``T`` frame
 4. GLTR = mean over time: ``[B, 4d] = [B, 512]``; training head: BN, ReLU, dropout 0.5,
    linear classifier (softmax loss only).
 
-What follows the authors' code (facts from ``/work/shared/reference/methods.md``): ``d = 128``,
+What follows the authors' code (``kanei1024/GLTR`` on GitHub): ``d = 128``,
 dilations ``(1, 2, 3)``, bias-free DTP convolutions, concatenation of the input with the
 pyramid outputs, TSA inner width ``2d`` on the ``4d`` map, zero-initialised output BN, the
 BN-ReLU-dropout-linear training head.
@@ -228,3 +228,15 @@ class GLTR(VideoReIDModel):
                 "temporal_weights": attention.mean(dim=1),  # received by frame j: column mean
             }
         return out
+
+    def can_encode_frames(self) -> bool:
+        """Frames are encoded independently (backbone + GAP); DTP and TSA mix them."""
+        return True
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """``[N, 3, H, W] -> [N, C]``: backbone + GAP per frame."""
+        return self.frame_features(frames)
+
+    def aggregate(self, frame_feats: torch.Tensor) -> torch.Tensor:
+        """``[B, T, C] -> [B, 4d]``: the GLTR head (eval-mode descriptor)."""
+        return self.head(frame_feats)[0]

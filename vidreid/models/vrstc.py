@@ -9,7 +9,7 @@ Two parts, both here:
 - STCnet, the spatial-temporal completion network: :class:`OcclusionLocator`,
   :class:`STCGenerator` (spatial-structure branch + temporal attention branch),
   :class:`LocalDiscriminator`, :class:`GlobalDiscriminator` and :class:`IDGuider`. Its
-  training loop and the dataset completion are in :mod:`vidreid.engine.vrstc`.
+  training loop and the dataset completion are in :mod:`vidreid.methods.vrstc.stc`.
 
 No public code exists; the design follows the paper's description. Our choices (the paper
 is silent or we depart from it), each marked "(ours)" below:

@@ -44,30 +44,6 @@ FrameRef = Union[str, os.PathLike, np.ndarray, torch.Tensor]
 TrackletLike = Union[Tracklet, Sequence[FrameRef], torch.Tensor, np.ndarray]
 
 
-def resolve_config(config: str | os.PathLike[str] | dict[str, Any] | DictConfig) -> DictConfig:
-    """A config file path, a plain dict or a DictConfig -> the validated experiment config."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from vidreid.engine.config import load_config, schema
-
-    if isinstance(config, (str, os.PathLike)):
-        return load_config(config)
-    if isinstance(config, DictConfig):
-        config = OmegaConf.to_container(config, resolve=True)  # type: ignore[assignment]
-    if not isinstance(config, dict):
-        raise TypeError(
-            f"config must be a path, a dict or a DictConfig, got {type(config).__name__}"
-        )
-    try:
-        cfg = OmegaConf.merge(schema(), OmegaConf.create(config))
-    except OmegaConfBaseException as exc:
-        raise ValueError(f"config: {str(exc).splitlines()[0]}") from None
-    if "name" not in cfg.model:
-        raise ValueError("config: model.name is required (a registered model name)")
-    return cfg  # type: ignore[return-value]
-
-
 def _file_sha256(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -77,51 +53,13 @@ def _file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 def load_model(cfg: DictConfig, weights: str | os.PathLike[str] | None) -> torch.nn.Module:
-    """Build the config's model and load ``weights`` (trainer checkpoint or state dict).
+    """The config's model with ``weights`` (see :func:`vidreid.build.load_model`), or freshly
+    initialised when ``weights`` is None (tests, benchmarks)."""
+    from vidreid import build as B
 
-    The classifier is not used for extraction and its width (training identities) is not
-    in the config: classifier tensors are loaded only when their shape matches. Any other
-    missing, unexpected or mismatched tensor is an error naming the file.
-    """
-    from vidreid.engine.checkpoint import load_model_weights
-    from vidreid.engine.commands import build_model_from_config
-
-    state = load_model_weights(weights) if weights is not None else None
-    num_classes = 1
-    if state is not None:  # the widest classifier output = the training identities
-        widths = [v.shape[0] for k, v in state.items() if "classifier" in k and v.dim() == 2]
-        num_classes = max(widths, default=1)
-    model = build_model_from_config(cfg, num_classes)
-    if state is not None:
-        own = model.state_dict()
-        skipped = [k for k, v in state.items()
-                   if "classifier" in k and k in own and own[k].shape != v.shape]
-        for k in skipped:
-            del state[k]
-        try:
-            missing, unexpected = model.load_state_dict(state, strict=False)
-        except RuntimeError as exc:
-            raise ValueError(f"{weights}: does not fit model {cfg.model.name!r}: {exc}") from None
-        missing = [k for k in missing if k not in skipped]
-        if missing or unexpected:
-            raise ValueError(
-                f"{weights}: does not match model {cfg.model.name!r} of the config: missing "
-                f"{missing[:5]}, unexpected {unexpected[:5]}; pass the config it was trained with"
-            )
-    return model.eval()
-
-
-def resolve_amp(amp: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype: ``auto`` = fp16 on CUDA, bf16 on a CPU with native bf16, else none."""
-    from vidreid.engine.trainer import autocast_dtype
-
-    if amp == "auto":
-        if device.type == "cuda":
-            return torch.float16
-        if device.type == "cpu" and torch.ops.mkldnn._is_mkldnn_bf16_supported():
-            return torch.bfloat16
-        return None
-    return autocast_dtype(amp, device)
+    if weights is None:
+        return B.build_model(cfg, 1).eval()
+    return B.load_model(cfg, weights)[0]
 
 
 class _FrameDataset(Dataset):
@@ -243,19 +181,20 @@ class FeatureExtractor:
         channels_last: bool = True,
         num_workers: int = 1,
     ) -> None:
+        from vidreid.build import build_transform
         from vidreid.data.sampling import TEST_CLIPS
-        from vidreid.engine.commands import build_transform
-        from vidreid.engine.config import to_container
+        from vidreid.engine.config import load_config, to_container
+        from vidreid.engine.precision import autocast_dtype
 
         if batch_frames < 1:
             raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
         if num_workers < 0:
             raise ValueError(f"num_workers must be >= 0, got {num_workers}")
-        self.cfg = resolve_config(config)
+        self.cfg = load_config(config)
         self.device = torch.device(device)
         self.batch_frames = int(batch_frames)
         self.num_workers = int(num_workers)
-        self.dtype = resolve_amp(amp, self.device)
+        self.dtype = autocast_dtype(amp, self.device)
         self.channels_last = channels_last
         self.model = load_model(self.cfg, weights).to(self.device)
         if channels_last:
@@ -363,7 +302,7 @@ class FeatureExtractor:
 
     # ------------------------------------------------------------------ internals
     def _autocast(self) -> Any:
-        from vidreid.engine.trainer import autocast_context
+        from vidreid.engine.precision import autocast_context
 
         return autocast_context(self.dtype, self.device)
 

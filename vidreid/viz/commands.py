@@ -57,21 +57,6 @@ def tracklet_frame_paths(
     return [str(p) for p in paths]
 
 
-def _num_classes_of(weights: str) -> int:
-    """Classifier width stored in a trainer checkpoint, else read off the classifier weight."""
-    from vidreid.engine.checkpoint import load_model_weights
-
-    try:
-        ckpt = torch.load(weights, map_location="cpu", weights_only=True)
-    except Exception:  # load_model_weights below raises the clear error
-        ckpt = None
-    if isinstance(ckpt, dict) and "num_classes" in ckpt:
-        return int(ckpt["num_classes"])
-    state = load_model_weights(weights)
-    classifier = [v for k, v in state.items() if "classifier" in k and k.endswith("weight")]
-    return int(classifier[-1].shape[0]) if classifier else 1
-
-
 def run_on_tracklet(
     config: str,
     overrides: list[str],
@@ -81,13 +66,12 @@ def run_on_tracklet(
     pattern: str = "*",
 ) -> tuple[list[np.ndarray], dict[str, Any]]:
     """The tracklet's frames (``H x W x 3`` uint8) and the model's ``extras`` for them."""
+    from vidreid.build import build_transform, load_trained
     from vidreid.data.video_dataset import read_frames
-    from vidreid.engine.commands import build_transform, load_for_eval
-    from vidreid.engine.config import load_config
 
-    cfg = load_config(config, overrides)
     paths = tracklet_frame_paths(tracklet, max_frames, pattern)
-    model = load_for_eval(cfg, weights, _num_classes_of(weights)).eval()
+    trained = load_trained(weights, config, overrides)
+    cfg, model = trained.config, trained.model
     raw = read_frames(paths)  # uint8 [T, 3, H, W]
     clip = build_transform(cfg, train=False)(raw).unsqueeze(0)  # [1, T, 3, h, w]
     with torch.no_grad():

@@ -1,7 +1,7 @@
-"""VRSTC's STCnet training loop and the dataset completion pipeline (plain arguments only).
+"""VRSTC's STCnet training and the dataset completion pipeline (plain arguments only).
 
-STCnet is a GAN, so it does not use the generic re-ID trainer. One step
-(:func:`train_stc`):
+STCnet is a GAN; it trains on the generic trainer with its own step (:class:`STCStep`).
+One step (:func:`train_stc`):
 
 1. take unoccluded frames (the occlusion locator found no occluded stripe) of training
    tracklets, hide one random stripe (the same stripes the locator scores: the paper's
@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -48,6 +49,7 @@ from vidreid.data.tracklet import Tracklet
 from vidreid.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from vidreid.data.video_dataset import read_frames
 from vidreid.engine.checkpoint import atomic_torch_save
+from vidreid.engine.trainer import Hook
 from vidreid.models.base import VideoReIDModel
 from vidreid.models.vrstc import (
     DEFAULT_NUM_REGIONS,
@@ -241,7 +243,7 @@ def crop_stripes(images: torch.Tensor, stripes: torch.Tensor, num_regions: int) 
                       for c in crops])
 
 
-# ----------------------------------------------------------------------------- training loop
+# ----------------------------------------------------------------------------- training
 def _bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
     target = torch.ones_like(logits) if real else torch.zeros_like(logits)
     return F.binary_cross_entropy_with_logits(logits, target)
@@ -251,6 +253,72 @@ def build_stc(base_channels: int) -> dict[str, nn.Module]:
     """A fresh generator and the two discriminators."""
     return {"generator": STCGenerator(base_channels), "local": LocalDiscriminator(),
             "global": GlobalDiscriminator()}
+
+
+class STCStep:
+    """One STCnet step on the generic :class:`~vidreid.engine.trainer.Trainer` (whose model
+    is the generator): update the discriminators, then return the generator's loss
+    ``w_rec * L1(hole) + w_local * adv_local + w_global * adv_global + w_id * CE(ID guider)``
+    for the trainer to back-propagate. The discriminators and their optimiser are this
+    step's state (saved in every checkpoint)."""
+
+    def __init__(self, discriminators: nn.ModuleDict, d_optimizer: torch.optim.Optimizer,
+                 guider: IDGuider, weights: STCLossWeights, num_regions: int) -> None:
+        self.discriminators, self.d_optimizer = discriminators, d_optimizer
+        self.guider, self.weights, self.num_regions = guider, weights, num_regions
+
+    def __call__(self, trainer: Any, batch: dict[str, Any]) -> tuple[torch.Tensor, dict]:
+        device, w = trainer.device, self.weights
+        d_local, d_global = self.discriminators["local"], self.discriminators["global"]
+        frame, mask = batch["frame"].to(device), batch["mask"].to(device)
+        stripes, pids = batch["stripe"], batch["pid"].to(device)
+        with trainer.autocast():
+            out = trainer.net(frame, mask, batch["neighbours"].to(device),
+                              batch["neighbour_mask"].to(device))
+            completed = out["completed"]  # [N, 3, H, W]
+            real_local = crop_stripes(frame, stripes, self.num_regions)
+            fake_local = crop_stripes(completed, stripes, self.num_regions)
+            d_loss = (_bce(d_local(real_local), True)
+                      + _bce(d_local(fake_local.detach()), False)
+                      + _bce(d_global(frame), True) + _bce(d_global(completed.detach()), False))
+        self.d_optimizer.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.d_optimizer.step()
+        with trainer.autocast():
+            hole = mask.expand_as(frame)
+            rec = (out["raw"] - frame).abs().mul(hole).sum() / hole.sum().clamp_min(1.0)
+            adv_l = _bce(d_local(fake_local), True)
+            adv_g = _bce(d_global(completed), True)
+            ident = self.guider(completed, pids)
+            g_loss = (w.reconstruction * rec + w.adversarial_local * adv_l
+                      + w.adversarial_global * adv_g + w.identity * ident)
+        trainer.batch_items = frame.shape[0]
+        return g_loss, {"rec": rec.detach(), "adv_local": adv_l.detach(),
+                        "adv_global": adv_g.detach(), "id": ident.detach(),
+                        "d": d_loss.detach()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"discriminators": self.discriminators.state_dict(),
+                "optimizer": self.d_optimizer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.discriminators.load_state_dict(state["discriminators"])
+        self.d_optimizer.load_state_dict(state["optimizer"])
+
+
+class _History(Hook):
+    """The generator loss and its terms every ``every`` steps (and at the last one)."""
+
+    def __init__(self, every: int, steps: int) -> None:
+        self.every, self.steps = every, steps
+        self.records: list[dict[str, float]] = []
+        self.last: dict[str, float] = {}
+
+    def after_step(self, trainer: Any, loss: float, parts: dict[str, Any]) -> None:
+        step = trainer.global_step
+        self.last = {"step": step, "g": loss, **{k: float(v) for k, v in parts.items()}}
+        if step % self.every == 0 or step == self.steps:
+            self.records.append(self.last)
 
 
 def train_stc(
@@ -272,10 +340,12 @@ def train_stc(
     seed: int = 1,
     num_workers: int = 0,
     device: torch.device | str = "cpu",
+    amp: str = "off",
     log_every: int = 50,
     progress: bool = False,
     locator_results: Sequence[np.ndarray] | None = None,
     reid_size: tuple[int, int] | None = None,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Train STCnet on ``tracklets`` (training split) and save it to ``out_path``.
 
@@ -283,9 +353,11 @@ def train_stc(
     the locator's feature extractor and the frozen ID guider. ``locator_results`` (``[T, R]``
     bool per tracklet) skips the locating pass. ``height`` x ``width`` is the generator's
     working size; ``reid_size`` the re-ID network's input size (default: the same), at which
-    the locator and the ID guider see frames. Returns the last logged losses and the path.
+    the locator and the ID guider see frames. Training runs on the generic trainer, which
+    keeps ``last.pt`` beside ``out_path`` (``resume=True`` continues from it). Returns the
+    last logged losses, their history and the path.
     """
-    from tqdm import tqdm
+    from vidreid.engine.trainer import Trainer, TrainOptions
 
     w = weights or STCLossWeights()
     device = torch.device(device)
@@ -302,59 +374,32 @@ def train_stc(
         samples, batch_size=batch_size, shuffle=True, drop_last=len(samples) >= batch_size,
         num_workers=num_workers, generator=torch.Generator().manual_seed(seed))
     nets = build_stc(base_channels)
-    for net in nets.values():
-        net.to(device).train()
+    discriminators = nn.ModuleDict({"local": nets["local"], "global": nets["global"]})
+    discriminators.to(device).train()
     guider = IDGuider(reid, IMAGENET_MEAN, IMAGENET_STD, size=reid_size).to(device)
-    g, d_local, d_global = nets["generator"], nets["local"], nets["global"]
+    g = nets["generator"]
     opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=betas)
-    opt_d = torch.optim.Adam([*d_local.parameters(), *d_global.parameters()], lr=lr, betas=betas)
-    step, last, history = 0, {}, []
-    bar = tqdm(total=steps, desc="stc", disable=not progress)
-    while step < steps:
-        for batch in loader:
-            if step >= steps:
-                break
-            frame, mask = batch["frame"].to(device), batch["mask"].to(device)
-            stripes, pids = batch["stripe"], batch["pid"].to(device)
-            out = g(frame, mask, batch["neighbours"].to(device),
-                    batch["neighbour_mask"].to(device))
-            completed = out["completed"]  # [N, 3, H, W]
-            real_local = crop_stripes(frame, stripes, num_regions)
-            fake_local = crop_stripes(completed, stripes, num_regions)
-            # discriminators
-            d_loss = (_bce(d_local(real_local), True) + _bce(d_local(fake_local.detach()), False)
-                      + _bce(d_global(frame), True) + _bce(d_global(completed.detach()), False))
-            opt_d.zero_grad(set_to_none=True)
-            d_loss.backward()
-            opt_d.step()
-            # generator
-            hole = mask.expand_as(frame)
-            rec = (out["raw"] - frame).abs().mul(hole).sum() / hole.sum().clamp_min(1.0)
-            adv_l = _bce(d_local(fake_local), True)
-            adv_g = _bce(d_global(completed), True)
-            ident = guider(completed, pids)
-            g_loss = (w.reconstruction * rec + w.adversarial_local * adv_l
-                      + w.adversarial_global * adv_g + w.identity * ident)
-            if not torch.isfinite(g_loss):
-                raise RuntimeError(f"STCnet loss became {g_loss.item()} at step {step}")
-            opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            opt_g.step()
-            step += 1
-            bar.update(1)
-            last = {"step": step, "g": g_loss.item(), "rec": rec.item(), "adv_local": adv_l.item(),
-                    "adv_global": adv_g.item(), "id": ident.item(), "d": d_loss.item()}
-            if step % log_every == 0 or step == steps:
-                history.append(last)
-                bar.set_postfix(rec=f"{rec.item():.3f}", id=f"{ident.item():.2f}")
-    bar.close()
+    opt_d = torch.optim.Adam(discriminators.parameters(), lr=lr, betas=betas)
+    step = STCStep(discriminators, opt_d, guider, w, num_regions)
+    history = _History(log_every, steps)
+    run_dir = Path(out_path).parent
+    options = TrainOptions(
+        epochs=math.ceil(steps / len(loader)), max_steps=steps, run_dir=run_dir, device=device,
+        amp=amp, channels_last=False, log_every=log_every, tensorboard=False,
+        progress=progress, checkpoint_every=1,
+    )
+    trainer = Trainer(g, None, loader, opt_g, None, options, step=step, hooks=[history],
+                      resume=run_dir if resume else None)
+    result = trainer.fit()
+    if result.interrupted:
+        raise KeyboardInterrupt(f"STCnet training stopped; resume it from {run_dir}")
     meta = {"height": height, "width": width, "reid_size": list(reid_size),
             "num_regions": num_regions, "tau": tau,
             "num_neighbours": num_neighbours, "base_channels": base_channels,
             "weights": asdict(w), "steps": steps}
     atomic_torch_save({"version": STC_CHECKPOINT_VERSION, "meta": meta,
                        **{k: net.state_dict() for k, net in nets.items()}}, out_path)
-    return {"last": last, "history": history, "path": str(out_path),
+    return {"last": history.last, "history": history.records, "path": str(out_path),
             "train_frames": len(samples)}
 
 

@@ -1,20 +1,14 @@
-"""``vidreid vrstc train-stc`` and ``vidreid vrstc complete``: VRSTC's STCnet from a config.
+"""The STCnet config schema (``configs/vrstc/stc/*.yaml``) and the config -> objects steps
+of the VRSTC pipeline (:func:`run_train_stc`, :func:`run_complete`).
 
-An STCnet config (``configs/vrstc/stc/*.yaml``) has its own closed schema
-(:class:`STCExperimentConfig`): the dataset, the trained re-ID network (model arguments as in
-the re-ID config, plus its weights), the locator, the generator, the loss weights, the
-training budget and the completion settings. ``base:`` inheritance and ``key=value``
-overrides work as for the re-ID configs.
-
-Pipeline: ``vidreid train configs/vrstc/<ds>.yaml`` (re-ID on the raw data) ->
-``vidreid vrstc train-stc configs/vrstc/stc/<ds>.yaml reid.weights=RUN/last.pt`` ->
-``vidreid vrstc complete configs/vrstc/stc/<ds>.yaml --weights STC_RUN/stc.pt --data ROOT
---out NEWROOT`` -> ``vidreid train configs/vrstc/<ds>.yaml data.root=NEWROOT``.
+An STCnet config has its own closed schema (:class:`STCExperimentConfig`): the dataset, the
+trained re-ID network (model arguments as in the re-ID config, plus its weights), the
+locator, the generator, the loss weights, the training budget and the completion settings.
+``base:`` inheritance and ``key=value`` overrides work as for the re-ID configs.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 import time
@@ -25,13 +19,9 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from vidreid.engine.commands import _ValueThenOverrides  # CONFIG --opt V key=value
-from vidreid.engine.config import (
-    _read_yaml,  # the shared base-chain reader
-    parse_overrides,
-    save_config,
-    to_container,
-)
+from vidreid.atomic import write_text
+from vidreid.engine.config import _read_yaml, parse_overrides, save_config, to_container
+from vidreid.methods.vrstc.stc import STCLossWeights
 
 
 @dataclass
@@ -65,14 +55,6 @@ class GeneratorConfig:
 
 
 @dataclass
-class STCLossConfig:
-    reconstruction: float = 1.0
-    adversarial_local: float = 0.01
-    adversarial_global: float = 0.01
-    identity: float = 0.01
-
-
-@dataclass
 class STCTrainConfig:
     steps: int = 20000
     batch_size: int = 16
@@ -80,6 +62,7 @@ class STCTrainConfig:
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     seed: int = 1
     device: str = "auto"
+    amp: str = "off"  # ours: the GAN trains in full precision (see vidreid.engine.precision)
     num_threads: int | None = None
     log_every: int = 50
     progress: bool = True
@@ -97,7 +80,7 @@ class STCExperimentConfig:
     reid: ReIDConfig = field(default_factory=ReIDConfig)
     locator: LocatorConfig = field(default_factory=LocatorConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
-    loss: STCLossConfig = field(default_factory=STCLossConfig)
+    loss: STCLossWeights = field(default_factory=STCLossWeights)
     train: STCTrainConfig = field(default_factory=STCTrainConfig)
     complete: CompleteConfig = field(default_factory=CompleteConfig)
     output_dir: str = "runs"
@@ -126,37 +109,20 @@ def load_stc_config(path: str | Path, overrides: list[str] = ()) -> DictConfig:
     return cfg
 
 
-def build_reid(model: dict[str, Any], num_classes: int) -> torch.nn.Module:
-    """The re-ID network of ``reid.model`` (registered name + keyword arguments)."""
-    from vidreid.models import build_model
-
-    kwargs = dict(model)
-    return build_model(kwargs.pop("name"), num_classes, **kwargs)
-
-
-def load_reid(model: dict[str, Any], weights: str | None, num_classes: int) -> torch.nn.Module:
-    """Build ``reid.model`` and load ``weights`` strictly (the ID guider needs its classifier).
-
-    The number of identities is the checkpoint's ``num_classes`` when it records one.
-    """
-    from vidreid.engine.checkpoint import load_model_weights
+def load_reid(model: dict[str, Any], weights: str | None) -> torch.nn.Module:
+    """The trained re-ID network, loaded strictly (the ID guider needs its classifier)."""
+    from vidreid.build import load_model
 
     if weights is None:
         raise ValueError("reid.weights is not set: pass the trained re-ID network, e.g. "
                          "reid.weights=runs/vrstc-mars-.../last.pt")
     if not Path(weights).is_file():
         raise FileNotFoundError(f"re-ID weights not found: {weights} (reid.weights)")
-    state = load_model_weights(weights)  # clear errors for foreign / damaged files
-    ckpt = torch.load(weights, map_location="cpu", weights_only=True)
-    if isinstance(ckpt, dict) and "num_classes" in ckpt:
-        num_classes = int(ckpt["num_classes"])
-    net = build_reid(model, num_classes)
     try:
-        net.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ValueError(f"{weights} does not match reid.model {dict(model)}: "
-                         f"{str(exc).splitlines()[0]}") from None
-    return net.eval()
+        net, _ = load_model(dict(model), weights, classifier="strict")
+    except ValueError as exc:
+        raise ValueError(f"{exc} (reid.model {dict(model)})") from None
+    return net
 
 
 def _device(cfg: DictConfig) -> torch.device:
@@ -194,11 +160,11 @@ def reid_input_size(cfg: DictConfig, meta: dict[str, Any] | None = None) -> tupl
 def run_train_stc(cfg: DictConfig) -> dict[str, Any]:
     """Train STCnet as ``cfg`` says; writes ``stc.pt``, ``config.yaml``, ``log.json``."""
     from vidreid.data import build_dataset
-    from vidreid.engine.vrstc import STCLossWeights, train_stc
+    from vidreid.methods.vrstc.stc import train_stc
 
     device = _device(cfg)
     dataset = build_dataset(cfg.data.name, cfg.data.root, **to_container(cfg.data.options))
-    reid = load_reid(to_container(cfg.reid.model), cfg.reid.weights, dataset.num_train_pids)
+    reid = load_reid(to_container(cfg.reid.model), cfg.reid.weights)
     run_dir = _run_dir(cfg)
     save_config(cfg, run_dir / "config.yaml")
     t = cfg.train
@@ -208,23 +174,21 @@ def run_train_stc(cfg: DictConfig) -> dict[str, Any]:
         num_neighbours=cfg.generator.num_neighbours, base_channels=cfg.generator.base_channels,
         steps=t.steps, batch_size=t.batch_size, lr=t.lr, betas=tuple(t.betas),
         weights=STCLossWeights(**to_container(cfg.loss)), seed=t.seed,
-        num_workers=cfg.data.num_workers, device=device, log_every=t.log_every,
+        num_workers=cfg.data.num_workers, device=device, amp=t.amp, log_every=t.log_every,
         progress=t.progress, reid_size=reid_input_size(cfg),
     )
-    (run_dir / "log.json").write_text(json.dumps(result["history"], indent=1))
+    write_text(run_dir / "log.json", json.dumps(result["history"], indent=1))
     result["run_dir"] = str(run_dir)
     return result
 
 
 def run_complete(cfg: DictConfig, weights: str, data: str, out: str) -> dict[str, Any]:
     """Complete dataset ``data`` (layout ``cfg.data.name``) into ``out`` with STCnet ``weights``."""
-    from vidreid.data import build_dataset
-    from vidreid.engine.vrstc import complete_dataset, load_stc_generator
+    from vidreid.methods.vrstc.stc import complete_dataset, load_stc_generator
 
     generator, meta = load_stc_generator(weights)
     options = to_container(cfg.data.options)
-    num_classes = build_dataset(cfg.data.name, data, **options).num_train_pids
-    reid = load_reid(to_container(cfg.reid.model), cfg.reid.weights, num_classes)
+    reid = load_reid(to_container(cfg.reid.model), cfg.reid.weights)
     return complete_dataset(
         cfg.data.name, data, out, reid, generator, height=int(meta["height"]),
         width=int(meta["width"]), options=options, num_regions=cfg.locator.num_regions,
@@ -232,46 +196,3 @@ def run_complete(cfg: DictConfig, weights: str, data: str, out: str) -> dict[str
         jpeg_quality=cfg.complete.jpeg_quality, device=_device(cfg),
         progress=cfg.train.progress, reid_size=reid_input_size(cfg, meta),
     )
-
-
-def cmd_train_stc(args: argparse.Namespace) -> int:
-    cfg = load_stc_config(args.config, args.overrides)
-    result = run_train_stc(cfg)
-    last = result["last"]
-    print("  ".join(f"{k} {v:.4g}" for k, v in last.items()))
-    print(f"STCnet weights: {result['path']}")
-    return 0
-
-
-def cmd_complete(args: argparse.Namespace) -> int:
-    cfg = load_stc_config(args.config, args.overrides + args.more_items)
-    summary = run_complete(cfg, args.weights, args.data, args.out)
-    print(f"completed {summary['frames_completed']} of {summary['frames']} frames "
-          f"({summary['regions_completed']} stripes) in {summary['tracklets']} tracklets")
-    print(f"completed dataset: {summary['output']}")
-    return 0
-
-
-def register(subparsers: Any) -> None:
-    """Add ``vrstc train-stc`` and ``vrstc complete``."""
-    p = subparsers.add_parser("vrstc", help="VRSTC: train STCnet, complete occluded datasets")
-    sub = p.add_subparsers(dest="vrstc_command", required=True, metavar="SUBCOMMAND")
-    t = sub.add_parser("train-stc", help="train STCnet (needs a trained re-ID network)",
-                       description="vidreid vrstc train-stc CONFIG [key=value ...]")
-    t.add_argument("config", metavar="CONFIG", help="an STCnet config (configs/vrstc/stc/)")
-    t.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="dotted overrides, e.g. reid.weights=RUN/last.pt train.steps=500")
-    t.set_defaults(func=cmd_train_stc)
-    c = sub.add_parser(
-        "complete", help="write an occlusion-completed copy of a dataset",
-        description="vidreid vrstc complete CONFIG --weights W --data ROOT --out NEWROOT "
-                    "[key=value ...]: NEWROOT gets the input's layout; the input is untouched")
-    c.add_argument("config", metavar="CONFIG")
-    c.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
-    c.add_argument("--weights", required=True, action=_ValueThenOverrides,
-                   help="STCnet weights (stc.pt of train-stc)")
-    c.add_argument("--data", required=True, action=_ValueThenOverrides,
-                   help="dataset root to complete (read only)")
-    c.add_argument("--out", required=True, action=_ValueThenOverrides,
-                   help="new dataset root (must not exist yet)")
-    c.set_defaults(func=cmd_complete, more_items=[])

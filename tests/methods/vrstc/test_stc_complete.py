@@ -1,4 +1,4 @@
-"""VRSTC's STCnet loop and completion (vidreid/engine/vrstc.py, vrstc_commands.py)."""
+"""VRSTC's STCnet loop and completion (vidreid/methods/vrstc/stc.py, vrstc_commands.py)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from vidreid.cli import main
 from vidreid.data import build_dataset
 from vidreid.data.synth import generate
-from vidreid.engine.vrstc import (
+from vidreid.methods.vrstc.stc import (
     FINISHED_MARKER,
     complete_dataset,
     load_stc_generator,
@@ -22,7 +22,7 @@ from vidreid.engine.vrstc import (
 from vidreid.models import build_model
 from vidreid.models.vrstc import STCGenerator
 
-REPO = Path(__file__).parents[2]
+REPO = Path(__file__).parents[3]
 STC_CONFIG = REPO / "configs" / "vrstc" / "stc" / "synth.yaml"
 H, W = 48, 24  # small: a fast suite; multiples of 4 (generator), 3 map rows (3 stripes)
 TINY = {"backbone": "tiny", "layer2_blocks": [0], "layer3_blocks": [0]}

@@ -1,0 +1,58 @@
+"""``vidreid vrstc train-stc`` and ``vidreid vrstc complete``: VRSTC's STCnet from a config.
+
+Pipeline: ``vidreid train configs/vrstc/<ds>.yaml`` (re-ID on the raw data) ->
+``vidreid vrstc train-stc configs/vrstc/stc/<ds>.yaml reid.weights=RUN/last.pt`` ->
+``vidreid vrstc complete configs/vrstc/stc/<ds>.yaml --weights STC_RUN/stc.pt --data ROOT
+--out NEWROOT`` -> ``vidreid train configs/vrstc/<ds>.yaml data.root=NEWROOT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from vidreid.cliargs import ValueThenOverrides
+from vidreid.methods.vrstc.config import load_stc_config, run_complete, run_train_stc
+
+
+def cmd_train_stc(args: argparse.Namespace) -> int:
+    cfg = load_stc_config(args.config, args.overrides)
+    result = run_train_stc(cfg)
+    last = result["last"]
+    print("  ".join(f"{k} {v:.4g}" for k, v in last.items()))
+    print(f"STCnet weights: {result['path']}")
+    return 0
+
+
+def cmd_complete(args: argparse.Namespace) -> int:
+    cfg = load_stc_config(args.config, args.overrides + args.more_items)
+    summary = run_complete(cfg, args.weights, args.data, args.out)
+    print(f"completed {summary['frames_completed']} of {summary['frames']} frames "
+          f"({summary['regions_completed']} stripes) in {summary['tracklets']} tracklets")
+    print(f"completed dataset: {summary['output']}")
+    return 0
+
+
+def register(subparsers: Any) -> None:
+    """Add ``vrstc train-stc`` and ``vrstc complete``."""
+    p = subparsers.add_parser("vrstc", help="VRSTC: train STCnet, complete occluded datasets")
+    sub = p.add_subparsers(dest="vrstc_command", required=True, metavar="SUBCOMMAND")
+    t = sub.add_parser("train-stc", help="train STCnet (needs a trained re-ID network)",
+                       description="vidreid vrstc train-stc CONFIG [key=value ...]")
+    t.add_argument("config", metavar="CONFIG", help="an STCnet config (configs/vrstc/stc/)")
+    t.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="dotted overrides, e.g. reid.weights=RUN/last.pt train.steps=500")
+    t.set_defaults(func=cmd_train_stc)
+    c = sub.add_parser(
+        "complete", help="write an occlusion-completed copy of a dataset",
+        description="vidreid vrstc complete CONFIG --weights W --data ROOT --out NEWROOT "
+                    "[key=value ...]: NEWROOT gets the input's layout; the input is untouched")
+    c.add_argument("config", metavar="CONFIG")
+    c.add_argument("overrides", nargs="*", metavar="KEY=VALUE")
+    c.add_argument("--weights", required=True, action=ValueThenOverrides,
+                   help="STCnet weights (stc.pt of train-stc)")
+    c.add_argument("--data", required=True, action=ValueThenOverrides,
+                   help="dataset root to complete (read only)")
+    c.add_argument("--out", required=True, action=ValueThenOverrides,
+                   help="new dataset root (must not exist yet)")
+    c.set_defaults(func=cmd_complete, more_items=[])
