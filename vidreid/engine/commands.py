@@ -72,6 +72,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from vidreid.metrics.report import format_table
 
     source, overrides = split_args(args.items + args.more_items)
+    if args.compile:
+        overrides = [*overrides, "eval.compile=true"]
     if source is None:
         raise ValueError("vidreid eval needs a RUN folder (or a CONFIG with --weights W)")
     # new form: eval RUN [k=v]; old form: eval CONFIG --weights W [k=v]
@@ -160,6 +162,8 @@ def register(subparsers: Any) -> None:
                    help="folder for results.json and cmc.png (default: WEIGHTS_FOLDER/eval)")
     p.add_argument("--all-splits", action="store_true",
                    help="iLIDS-VID / PRID: evaluate the 10 splits and print mean / std")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the frame encoder (same as eval.compile=true)")
     p.set_defaults(func=cmd_eval, more_items=[])
 
     p = subparsers.add_parser("demo", help="synthetic MARS-layout set: train TP, evaluate")

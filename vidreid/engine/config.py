@@ -104,6 +104,7 @@ class TrainConfig:
     progress: bool = True
     best_metric: str = "v2v/mAP"
     init_from: str | None = None  # checkpoint / state dict to start from (pre-train, fine-tune)
+    compile: bool = False  # torch.compile the train-mode forward (vidreid.engine.compile)
 
 
 @dataclass
@@ -114,6 +115,9 @@ class EvalConfig:
     ap: str = "auto"  # auto: trapezoid for data.options.protocol=official, else standard
     batch_size: int = 16  # clips per forward pass
     max_rank: int = 50
+    # torch.compile the frame encoder (fixed batch, on-disk cache; eager fallback): see
+    # vidreid.engine.compile. Features equal eager within bf16 tolerance.
+    compile: bool = False
 
 
 @dataclass

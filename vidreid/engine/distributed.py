@@ -122,6 +122,15 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     return box[0]
 
 
+def all_gather_object(obj: Any) -> list[Any]:
+    """Every rank's value of a picklable object, in rank order (``[obj]`` in one process)."""
+    if not is_distributed():
+        return [obj]
+    out: list[Any] = [None] * get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def shard_range(n: int, rank: int | None = None, world_size: int | None = None) -> range:
     """Contiguous, near-equal share ``[start, stop)`` of ``n`` items for ``rank``."""
     rank = get_rank() if rank is None else rank

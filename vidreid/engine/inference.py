@@ -40,12 +40,18 @@ def extract_features(
     amp: str = "auto",
     channels_last: bool = True,
     progress: bool = False,
+    compile: bool = False,
 ) -> torch.Tensor:
     """Per-tracklet features ``[num_tracklets, D]`` (float32, on CPU).
 
     ``dataset`` yields ``(clip [T,3,H,W], tracklet_index)``; a tracklet with several clips
     gets the mean of their features. ``image=True`` feeds single frames to
     ``model.encode_image`` instead of clips to ``model(...)``.
+
+    ``compile=True`` (video side of models with ``can_encode_frames()``): clips go through
+    ``model.aggregate(encode_frames(frames))`` with the frame encoder compiled for
+    ``batch_size * T``-frame batches (:func:`vidreid.engine.compile.compiled_frame_encoder`);
+    the image side and other models stay eager.
     """
     device = torch.device(device)
     dtype = autocast_dtype(amp, device)
@@ -57,6 +63,9 @@ def extract_features(
         share, batch_size=batch_size, shuffle=False, num_workers=num_workers,
         collate_fn=_collate_list,
     )
+    encoder = None
+    if compile and not image:
+        encoder = _compiled_encoder(model, dataset, batch_size)
     sums: torch.Tensor | None = None
     counts = torch.zeros(num_tracklets, dtype=torch.float64)
     iterator: Any = loader
@@ -72,7 +81,16 @@ def extract_features(
             clips = torch.stack([c for c, _ in items]).to(device)
             index = torch.tensor([i for _, i in items])
             with autocast_context(dtype, device):
-                feats = model.encode_image(clips[:, 0]) if image else model(clips)["features"]
+                if image:
+                    feats = model.encode_image(clips[:, 0])
+                elif encoder is not None:  # the compiled split of model(clips)["features"]
+                    b, t = clips.shape[:2]
+                    frames = clips.flatten(0, 1)
+                    if channels_last:
+                        frames = frames.contiguous(memory_format=torch.channels_last)
+                    feats = model.aggregate(encoder(frames).unflatten(0, (b, t)))
+                else:
+                    feats = model(clips)["features"]
             feats = feats.float().cpu().double()
             if sums is None:
                 sums = torch.zeros(num_tracklets, feats.shape[1], dtype=torch.float64)
@@ -92,6 +110,18 @@ def extract_features(
         raise ValueError(f"{len(missing)} tracklet(s) got no clip, e.g. index {int(missing[0])}")
     model.train(was_training)
     return (sums / counts[:, None]).float()
+
+
+def _compiled_encoder(model: nn.Module, dataset: Dataset, batch_size: int) -> Any:
+    """The compiled frame encoder for ``batch_size`` clips of the first clip's length, or
+    None (after one logged warning) for a model without a separate frame encoder."""
+    from vidreid.engine.compile import compiled_frame_encoder, warn_no_frame_encoder
+
+    if not getattr(model, "can_encode_frames", lambda: False)():
+        warn_no_frame_encoder(model)
+        return None
+    clip_len = int(dataset[0][0].shape[0]) if len(dataset) else 1  # type: ignore[arg-type]
+    return compiled_frame_encoder(model, batch_size * clip_len)
 
 
 def needed_sides(protocols: Sequence[str]) -> tuple[set[str], set[str]]:
@@ -127,6 +157,7 @@ def evaluate_model(
     amp: str = "auto",
     channels_last: bool = True,
     progress: bool = False,
+    compile: bool = False,
 ) -> dict[str, Any]:
     """Extract the features the ``protocols`` need and rank them (``{protocol: RankResult}``)."""
     from vidreid.data.video_dataset import ImageDataset, TestClipDataset
@@ -134,7 +165,7 @@ def evaluate_model(
 
     q_sides, g_sides = needed_sides(protocols)
     common = dict(batch_size=batch_size, num_workers=num_workers, device=device, amp=amp,
-                  channels_last=channels_last, progress=progress)
+                  channels_last=channels_last, progress=progress, compile=compile)
 
     def side(tracklets: Sequence[Any], sides: set[str]) -> Any:
         video = image = None

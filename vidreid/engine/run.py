@@ -62,7 +62,7 @@ def run_training(
         checkpoint_every=t.checkpoint_every, log_every=t.log_every,
         max_steps_per_epoch=t.max_steps_per_epoch, tensorboard=t.tensorboard,
         progress=t.progress if progress is None else progress,
-        find_unused_parameters=t.find_unused_parameters,
+        find_unused_parameters=t.find_unused_parameters, compile=t.compile,
         extra_state={"config": B.run_config_yaml(cfg), "num_classes": num_classes},
     )
     trainer = Trainer(model, criterion, loader, optimizer, scheduler, options,

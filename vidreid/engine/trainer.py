@@ -99,6 +99,7 @@ class TrainOptions:
     handle_signals: bool = True
     find_unused_parameters: bool = False
     extra_state: dict[str, Any] | None = None  # primitive values stored in every checkpoint
+    compile: bool = False  # torch.compile the train-mode forward (vidreid.engine.compile)
 
 
 class Hook:
@@ -279,6 +280,10 @@ class Trainer:
         self._resume_rng: dict[str, Any] | None = None
         if resume is not None:
             self._restore(resume if isinstance(resume, dict) else load_checkpoint(resume))
+        if options.compile:
+            from vidreid.engine.compile import compile_training_forward
+
+            compile_training_forward(model)
         self.net: nn.Module = model
         if D.is_distributed():
             self.net = nn.parallel.DistributedDataParallel(

@@ -6,7 +6,10 @@ apply when NAME is the config's ``data.name``); tracklet ids are ``<split>/<posi
 Without ``--dataset``, ``--data DIR`` is a folder of tracklets: every folder below DIR
 that holds images is one tracklet (id: its path relative to DIR; pid and camera unknown,
 -1). Re-running the same command resumes an interrupted extraction (finished shards are
-skipped); see :mod:`vidreid.retrieval.features_file` for the format.
+skipped); see :mod:`vidreid.retrieval.features_file` for the format. Under ``torchrun``
+(``torchrun --nproc-per-node N -m vidreid.cli extract ...``, nodes included) the shards are
+dealt to the processes, which write one features folder (it must be on a filesystem every
+node sees). ``--compile`` runs the frame encoder through ``torch.compile``.
 """
 
 from __future__ import annotations
@@ -70,24 +73,41 @@ def dataset_tracklets(
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
+    import torch
+
+    from vidreid.engine import distributed as D
     from vidreid.engine.config import load_config, to_container
     from vidreid.retrieval.extractor import FeatureExtractor, extract_dataset
 
     cfg = load_config(args.config, args.overrides)
-    if args.dataset:
-        options = to_container(cfg.data.options) if args.dataset == cfg.data.name else {}
-        tracklets, ids = dataset_tracklets(args.dataset, args.data, args.split, options)
-    else:
-        tracklets, ids = folder_tracklets(args.data)
-    extractor = FeatureExtractor(
-        cfg, args.weights, args.device, batch_frames=args.batch_frames, amp=args.amp,
-        num_workers=args.workers,
-    )
-    manifest = extract_dataset(
-        extractor, tracklets, args.out, ids=ids, shard_size=args.shard_size,
-        progress=not args.quiet,
-    )
-    print(f"{len(tracklets)} tracklets, {extractor.feature_dim}-d features -> {manifest.parent}")
+    info = D.init_distributed(args.device)  # a no-op outside torchrun
+    try:
+        if info.world_size > 1:
+            device = args.device
+            if device in ("auto", "cuda"):
+                device = str(D.resolve_device("auto", info.local_rank))
+            local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+            torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
+        else:
+            device = str(D.resolve_device(args.device)) if args.device == "auto" else args.device
+        if args.dataset:
+            options = to_container(cfg.data.options) if args.dataset == cfg.data.name else {}
+            tracklets, ids = dataset_tracklets(args.dataset, args.data, args.split, options)
+        else:
+            tracklets, ids = folder_tracklets(args.data)
+        extractor = FeatureExtractor(
+            cfg, args.weights, device, batch_frames=args.batch_frames, amp=args.amp,
+            num_workers=args.workers, compile=args.compile or bool(cfg.eval.compile),
+        )
+        manifest = extract_dataset(
+            extractor, tracklets, args.out, ids=ids, shard_size=args.shard_size,
+            progress=not args.quiet,
+        )
+        if info.is_main:
+            print(f"{len(tracklets)} tracklets, {extractor.feature_dim}-d features -> "
+                  f"{manifest.parent}")
+    finally:
+        D.cleanup_distributed()
     return 0
 
 
@@ -155,6 +175,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--shard-size", type=int, default=None,
                    help="tracklets per shard (resume granularity; default 4096)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the frame encoder (cached on disk; eager fallback); "
+                   "same as eval.compile=true")
     p.set_defaults(func=_cmd_extract)
 
     p = subparsers.add_parser(

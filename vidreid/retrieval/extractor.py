@@ -163,6 +163,11 @@ class FeatureExtractor:
         amp: ``auto`` (bf16 on a CPU with native bf16, fp16 on CUDA), ``off``, ``bf16``, ``fp16``.
         channels_last: NHWC memory layout for the convolutions.
         num_workers: frame-decoding processes for frame files (0 = in this process).
+        compile: run the frame encoder through ``torch.compile`` (inductor), compiled once
+            for ``batch_frames``-frame batches (the last batch is padded) and cached on disk
+            (:mod:`vidreid.engine.compile`); falls back to eager with one logged warning
+            where compiling is unavailable or fails. Models without a separate frame encoder
+            run eager (with that warning).
 
     ``extractor(tracklet) -> [D]`` and ``extractor([tracklet, ...]) -> [N, D]``; a tracklet is
     a :class:`~vidreid.data.tracklet.Tracklet`, a list of frame paths, a list of uint8
@@ -180,6 +185,7 @@ class FeatureExtractor:
         amp: str = "auto",
         channels_last: bool = True,
         num_workers: int = 1,
+        compile: bool = False,
     ) -> None:
         from vidreid.build import build_transform
         from vidreid.data.sampling import TEST_CLIPS
@@ -200,6 +206,8 @@ class FeatureExtractor:
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.split = bool(getattr(self.model, "can_encode_frames", lambda: False)())
+        self.compile = bool(compile)
+        self._frame_encoder = self._make_frame_encoder()
         d = self.cfg.data
         self.size = (int(d.height), int(d.width))
         self.transform = build_transform(self.cfg, train=False)
@@ -306,6 +314,20 @@ class FeatureExtractor:
 
         return autocast_context(self.dtype, self.device)
 
+    def _make_frame_encoder(self) -> Any:
+        """``model.encode_frames`` compiled for ``batch_frames``-frame batches, or None (eager)."""
+        if not self.split:
+            if self.compile:
+                from vidreid.engine.compile import warn_no_frame_encoder
+
+                warn_no_frame_encoder(self.model)
+            return None
+        if not self.compile:
+            return None  # eager: self.model.encode_frames at each call
+        from vidreid.engine.compile import compiled_frame_encoder
+
+        return compiled_frame_encoder(self.model, self.batch_frames)
+
     def _plan(self, num_frames: int, position: int) -> tuple[np.ndarray, list[np.ndarray]]:
         """Distinct frame indices a tracklet's test clips need, and the clips as positions
         into that list (each needed frame is decoded and encoded once)."""
@@ -330,7 +352,8 @@ class FeatureExtractor:
             x = x.contiguous(memory_format=torch.channels_last)
         if not self.split:
             return x
-        return self.model.encode_frames(x)  # [N, ...]
+        encode = self._frame_encoder or self.model.encode_frames
+        return encode(x)  # [N, ...]
 
     def _finish(self, frame_items: torch.Tensor, clips: list[np.ndarray]) -> torch.Tensor:
         """One tracklet: mean over its test clips of the clip descriptors ``-> [D]``."""
@@ -368,17 +391,34 @@ def extract_dataset(
     written by an interrupted run with the same model (same ``extractor.meta``) and the same
     number of tracklets are skipped. ``ids`` default to the tracklet positions (``000000``...).
     Returns the manifest path. See :mod:`vidreid.retrieval.features_file` for the format.
+
+    Under ``torchrun`` (an initialised process group) the pending shards are dealt to the
+    ranks round-robin and every rank writes its own shard files; rank 0 lists them in the one
+    manifest when all are done. ``shard_size`` defaults to the folder's (resuming) or to
+    ``DEFAULT_SHARD_SIZE``, lowered so that every rank gets a shard. An interrupted
+    multi-process run keeps the shards rank 0 listed; the others' are computed again.
     """
-    from vidreid.retrieval.features_file import DEFAULT_SHARD_SIZE, FeatureWriter, shard_name
+    from vidreid.engine import distributed as D
+    from vidreid.retrieval.features_file import (
+        DEFAULT_SHARD_SIZE,
+        MANIFEST_NAME,
+        FeatureWriter,
+        existing_shard_size,
+        shard_name,
+    )
 
     if not tracklets:
         raise ValueError("no tracklets to extract")
     ids = [f"{i:06d}" for i in range(len(tracklets))] if ids is None else [str(t) for t in ids]
     if len(ids) != len(tracklets):
         raise ValueError(f"got {len(ids)} ids for {len(tracklets)} tracklets")
+    rank, world = D.get_rank(), D.get_world_size()
+    if shard_size is None:
+        shard_size = existing_shard_size(out) or min(
+            DEFAULT_SHARD_SIZE, -(-len(tracklets) // world))
     writer = FeatureWriter(
         out, dim=extractor.feature_dim, meta=extractor.meta,
-        shard_size=shard_size or DEFAULT_SHARD_SIZE, normalized=False,
+        shard_size=shard_size, normalized=False,
     )
     pending = writer.pending_shards(len(tracklets))
     size = writer.shard_size
@@ -391,17 +431,29 @@ def extract_dataset(
                 f"extraction's ({ids[index * size : index * size + 2]}...); the data changed "
                 "since the interrupted run: use a new --out folder or delete the old one"
             )
-    todo = [i for _, start, stop in pending for i in range(start, stop)]
-    feats = extractor.iter_features([tracklets[i].frames for i in todo], progress=progress)
-    for index, start, stop in pending:
+    D.barrier()  # every rank has read the folder before any rank writes to it
+    mine = pending[rank::world]
+    todo = [i for _, start, stop in mine for i in range(start, stop)]
+    feats = extractor.iter_features([tracklets[i].frames for i in todo],
+                                    progress=progress and rank == 0)
+    for index, start, stop in mine:
         rows = [next(feats).numpy() for _ in range(start, stop)]
         part = tracklets[start:stop]
         writer.write_shard(
             index, np.stack(rows), ids[start:stop], [t.pid for t in part],
-            [t.camid for t in part], [list(t.frames) for t in part],
+            [t.camid for t in part], [list(t.frames) for t in part], record=rank == 0,
         )
     feats.close()  # stops the loader (its workers) if anything is left
-    return writer.finish(len(tracklets))
+    if world == 1:
+        return writer.finish(len(tracklets))
+    gathered = D.all_gather_object(writer.shard_entries([index for index, _, _ in mine]))
+    manifest = Path(out) / MANIFEST_NAME
+    if rank == 0:
+        writer.record_shards([entry for r, entries in enumerate(gathered) if r
+                              for entry in entries])
+        manifest = writer.finish(len(tracklets))
+    D.barrier()  # the manifest is complete when any rank returns
+    return manifest
 
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".mpg", ".mpeg", ".m4v")

@@ -209,8 +209,14 @@ class FeatureWriter:
         pids: Sequence[int] | np.ndarray,
         camids: Sequence[int] | np.ndarray,
         frame_paths: Sequence[Sequence[str]],
+        *,
+        record: bool = True,
     ) -> Path:
-        """Write shard ``index`` atomically, then list it in the manifest atomically."""
+        """Write shard ``index`` atomically, then list it in the manifest atomically.
+
+        ``record=False`` (a non-main rank of a multi-process extraction) writes the shard file
+        only; the main rank lists it later with :meth:`record_shards`.
+        """
         feats = np.ascontiguousarray(features, dtype=np.float32)
         n = len(tracklet_ids)
         if feats.ndim != 2 or feats.shape[1] != self.dim:
@@ -253,8 +259,26 @@ class FeatureWriter:
             "count": n,
             "sha256": file_sha256(path),
         }
-        self._write_manifest(complete=False)
+        if record:
+            self._write_manifest(complete=False)
         return path
+
+    def shard_entries(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+        """The manifest entries of shards this writer wrote (to hand to the main rank)."""
+        return [dict(self._shards[int(i)]) for i in indices]
+
+    def record_shards(self, entries: Sequence[dict[str, Any]]) -> None:
+        """List shards written by other processes (entries of :meth:`shard_entries`) in the
+        manifest, after checking each file still has its recorded sha256."""
+        for entry in entries:
+            path = self.out_dir / str(entry["file"])
+            if not path.is_file() or file_sha256(path) != entry["sha256"]:
+                raise FeaturesFileError(
+                    f"shard {path} reported by another process is missing or changed since it "
+                    "was written; re-run the extraction to rewrite it"
+                )
+            self._shards[int(entry["index"])] = dict(entry)
+        self._write_manifest(complete=False)
 
     def finish(self, total: int | None = None) -> Path:
         """Check shards ``0..K-1`` are all present (and sum to ``total``) and mark complete."""
@@ -293,6 +317,14 @@ class FeatureWriter:
             "shards": [self._shards[i] for i in sorted(self._shards)],
         }
         _write_json_atomic(self._manifest_path, manifest)
+
+
+def existing_shard_size(folder: str | os.PathLike[str]) -> int | None:
+    """The ``shard_size`` of the features folder ``folder``, or None if it has no manifest
+    yet (a resumed extraction must keep its shard size)."""
+    if not (Path(folder) / MANIFEST_NAME).is_file():
+        return None
+    return int(_read_manifest(Path(folder))["shard_size"])
 
 
 def _read_manifest(folder: Path) -> dict[str, Any]:
