@@ -1,44 +1,65 @@
-"""Benchmark ``vidreid.FeatureExtractor``: end-to-end frames/s from JPEG files on disk next to
-a bare model forward on random tensors of the same batch shape, and their ratio.
+"""Benchmark ``vidreid.FeatureExtractor``, eager and compiled, against the bare network and
+torchreid, in one process.
 
-Both run in the same process with the same settings (model, batch of ``--batch-frames``
-frames, channels_last, autocast dtype, torch threads), interleaved round by round so that
-load from other processes hits both alike; the median round of each is reported.
+Every measurement uses the same network (default ResNet-50, last stride 2, 256x128), batches
+of ``--batch-frames`` frames, channels_last, the autocast dtype of ``--amp`` (bf16 on a CPU
+with native bf16) and the same torch threads, interleaved round by round so that load from
+other processes hits them alike; the median round of each is reported:
 
-- end-to-end: ``FeatureExtractor(config, None)`` on the gallery tracklets of a synthetic
-  folder-layout set written by the generator behind ``vidreid synth`` to a temp folder
-  (``--size`` frames, JPEG): decoding in ``--workers`` loader processes, resizing and
-  normalising, the frame encoder, the temporal head per tracklet; frames/s counts the frames
-  decoded and encoded;
-- bare forward: ``model(clips)`` on a random ``[batch_frames / T, T, 3, H, W]`` tensor
-  (T = the config's test clip length) under ``torch.inference_mode``, i.e. what the model
-  alone can do with the same batches.
+- end-to-end eager / compiled: ``FeatureExtractor(config, None[, compile=True])`` on the
+  gallery tracklets of a synthetic folder-layout set (JPEG files written by the generator
+  behind ``vidreid synth`` to a temp folder, ``--frames`` frames): decoding in ``--workers``
+  loader processes, resizing and normalising, the frame encoder, the temporal head per
+  tracklet; frames/s counts the frames decoded and encoded;
+- bare eager / compiled forward: the frame encoder alone (``model.encode_frames``, eager, and
+  the extractor's compiled one) on a random ``[batch_frames, 3, H, W]`` tensor under
+  ``torch.inference_mode``, i.e. what the network alone can do with the same batches;
+- torchreid: ``torchreid.utils.FeatureExtractor('resnet50')`` (its own ResNet-50, last stride
+  2, fp32, its own PIL preprocessing) on the same JPEG files, ``--batch-frames`` paths per
+  call, when ``torchreid`` is importable. Install it for the benchmark only, without its
+  dependencies, e.g. ``pip install --no-deps --target /tmp/torchreid torchreid`` and
+  ``PYTHONPATH=/tmp/torchreid``; its weights are its random initialisation saved to a temp
+  file (no download). ``gdown`` (used by torchreid only to download datasets) is replaced by
+  an empty module when it is not installed.
 
-Target: ratio >= 0.9 with ResNet-50 at 256x128 (the default). On a 2-core machine the decoding
-workers compete with the model for the CPU; ``--workers 0`` decodes in the main process.
+The compile (first compiled call) time is reported separately, with whether inductor's
+on-disk cache had it (see :mod:`vidreid.engine.compile`).
+
+Targets (issue 18): compiled end-to-end >= 0.9 x bare compiled forward, and >= 3.5x torchreid.
 
 Run: ``.venv/bin/python benchmarks/bench_extract.py [--backbone resnet50] [--frames 256]
-[--batch-frames 32] [--workers 1] [--amp auto] [--rounds 3]``
+[--batch-frames 32] [--workers 1] [--amp auto] [--rounds 3] [--no-torchreid]``
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import statistics
+import sys
 import tempfile
 import time
+import types
+from collections.abc import Callable
+from pathlib import Path
 
 import torch
 
-TARGET_RATIO = 0.9
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+TARGET_VS_BARE = 0.9
+TARGET_VS_TORCHREID = 3.5
+TORCHREID_ARCH = "resnet50"  # last stride 2, as ours with last_stride=2
 
 
-def make_config(backbone: str, size: tuple[int, int], seq_len: int) -> dict:
+def make_config(backbone: str, size: tuple[int, int], seq_len: int, last_stride: int) -> dict:
     return {
         "data": {"height": size[0], "width": size[1], "seq_len": seq_len,
                  "test_sampling": "dense"},
-        "model": {"name": "video_baseline", "backbone": backbone, "head": "tp"},
+        "model": {"name": "video_baseline", "backbone": backbone, "head": "tp",
+                  "last_stride": last_stride},
     }
 
 
@@ -68,9 +89,34 @@ def synth_gallery(out: str, frames: int, size: tuple[int, int], seq_len: int) ->
         ids *= 2
 
 
+def torchreid_extractor(size: tuple[int, int], tmp: str) -> Callable[[list[str]], torch.Tensor] | None:
+    """torchreid's FeatureExtractor on its randomly initialised ResNet-50, or None."""
+    if "gdown" not in sys.modules:
+        try:
+            import gdown  # noqa: F401
+        except ImportError:  # only torchreid's dataset downloaders use it
+            sys.modules["gdown"] = types.ModuleType("gdown")
+    try:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from torchreid.reid.models import build_model
+            from torchreid.reid.utils import FeatureExtractor as TorchreidExtractor
+    except ImportError as exc:
+        print(f"torchreid not importable ({exc}): skipped (see the module docstring)")
+        return None
+    model = build_model(TORCHREID_ARCH, num_classes=1, pretrained=False)
+    weights = os.path.join(tmp, "torchreid-resnet50.pt")
+    torch.save(model.state_dict(), weights)
+    return TorchreidExtractor(model_name=TORCHREID_ARCH, model_path=weights,
+                              image_size=size, device="cpu", verbose=False)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="resnet50")
+    parser.add_argument("--last-stride", type=int, default=2)
     parser.add_argument("--size", default="256x128", help="HEIGHTxWIDTH")
     parser.add_argument("--frames", type=int, default=256, help="gallery frames per round")
     parser.add_argument("--batch-frames", type=int, default=32)
@@ -80,63 +126,113 @@ def main() -> int:
     parser.add_argument("--no-channels-last", action="store_true")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--no-torchreid", action="store_true")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
+    from torch._dynamo.utils import counters
+
+    from vidreid.engine.compile import compile_cache_dir
     from vidreid.retrieval.extractor import FeatureExtractor
 
     if args.threads:
         torch.set_num_threads(args.threads)
     h, w = (int(v) for v in args.size.lower().split("x"))
-    cfg = make_config(args.backbone, (h, w), args.seq_len)
+    cfg = make_config(args.backbone, (h, w), args.seq_len, args.last_stride)
     channels_last = not args.no_channels_last
-    ex = FeatureExtractor(cfg, None, batch_frames=args.batch_frames, amp=args.amp,
-                          channels_last=channels_last, num_workers=args.workers)
-    model, t = ex.model, args.seq_len
-    clips_per_batch = max(1, args.batch_frames // t)
-    frames_per_batch = clips_per_batch * t
-    x = torch.randn(frames_per_batch, 3, h, w)
+    common = dict(batch_frames=args.batch_frames, amp=args.amp, channels_last=channels_last,
+                  num_workers=args.workers)
+    torch.manual_seed(0)
+    eager = FeatureExtractor(cfg, None, **common)
+    torch.manual_seed(0)
+    fast = FeatureExtractor(cfg, None, **common, compile=True)
+    x = torch.randn(args.batch_frames, 3, h, w)
     if channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    clips = x.unflatten(0, (clips_per_batch, t))  # [B, T, 3, H, W], frames keep their layout
 
     with tempfile.TemporaryDirectory(prefix="bench_extract-") as tmp:
-        gallery = synth_gallery(tmp, args.frames, (h, w), t)
-        n_frames = sum(len(tr.frames) for tr in gallery)
-        n_batches = -(-n_frames // frames_per_batch)
-        print(f"{args.backbone} {h}x{w}, batch {frames_per_batch} frames (T={t}), "
-              f"autocast {ex.dtype}, channels_last {channels_last}, torch threads "
-              f"{torch.get_num_threads()}, workers {args.workers}, CPUs {os.cpu_count()}, "
-              f"split encoder {ex.split}; {len(gallery)} tracklets, {n_frames} JPEG frames")
+        gallery = synth_gallery(tmp, args.frames, (h, w), args.seq_len)
+        paths = [f for t in gallery for f in t.frames]
+        n_frames = len(paths)
+        n_batches = -(-n_frames // args.batch_frames)
+        print(f"{args.backbone} (last stride {args.last_stride}) {h}x{w}, batch "
+              f"{args.batch_frames} frames, autocast {eager.dtype}, channels_last "
+              f"{channels_last}, torch threads {torch.get_num_threads()}, workers "
+              f"{args.workers}, CPUs {os.cpu_count()}; {len(gallery)} tracklets, {n_frames} "
+              f"JPEG frames; compile cache {compile_cache_dir()}", flush=True)
+        reid = None if args.no_torchreid else torchreid_extractor((h, w), tmp)
 
-        def bare() -> float:
-            with torch.inference_mode(), ex._autocast():
+        def bare(encode: Callable[[torch.Tensor], torch.Tensor]) -> Callable[[], float]:
+            def run() -> float:
+                with torch.inference_mode(), eager._autocast():
+                    start = time.perf_counter()
+                    for _ in range(n_batches):
+                        encode(x).float()
+                    return n_batches * args.batch_frames / (time.perf_counter() - start)
+            return run
+
+        def end_to_end(ex: FeatureExtractor) -> Callable[[], float]:
+            def run() -> float:
                 start = time.perf_counter()
-                for _ in range(n_batches):
-                    model(clips)["features"].float()
-                return n_batches * frames_per_batch / (time.perf_counter() - start)
+                feats = ex(gallery)
+                elapsed = time.perf_counter() - start
+                assert feats.shape == (len(gallery), ex.feature_dim)
+                return n_frames / elapsed
+            return run
 
-        def end_to_end() -> float:
+        def torchreid_run() -> float:
             start = time.perf_counter()
-            feats = ex(gallery)
-            elapsed = time.perf_counter() - start
-            assert feats.shape == (len(gallery), ex.feature_dim)
-            return n_frames / elapsed
+            for i in range(0, n_frames, args.batch_frames):
+                reid(paths[i : i + args.batch_frames])  # type: ignore[misc]
+            return n_frames / (time.perf_counter() - start)
 
-        bare()  # warm-up: allocator, oneDNN kernels
-        e2e, ref = [], []
+        hits = counters["inductor"]["fxgraph_cache_hit"]
+        start = time.perf_counter()
+        with torch.inference_mode(), eager._autocast():
+            fast._frame_encoder(x)  # the compile
+        compile_s = time.perf_counter() - start
+        cached = counters["inductor"]["fxgraph_cache_hit"] > hits
+        compiled_ok = fast._frame_encoder.fn.active
+        print(f"compile: {compile_s:.1f} s ({'from the on-disk cache' if cached else 'cold'}); "
+              f"compiled path {'active' if compiled_ok else 'FELL BACK to eager'}", flush=True)
+        feats_e, feats_c = eager(gallery), fast(gallery)
+        cos = torch.nn.functional.cosine_similarity(feats_e, feats_c).min()
+        print(f"compiled vs eager features: min cosine {cos:.5f}", flush=True)
+        bare(eager.model.encode_frames)()  # warm-up: allocator, oneDNN kernels
+
+        runs: dict[str, Callable[[], float]] = {
+            "end-to-end eager": end_to_end(eager),
+            "end-to-end compiled": end_to_end(fast),
+            "bare eager forward": bare(eager.model.encode_frames),
+            "bare compiled forward": bare(fast._frame_encoder),
+        }
+        if reid is not None:
+            torchreid_run()  # warm-up
+            runs["torchreid FeatureExtractor"] = torchreid_run
+        results: dict[str, list[float]] = {k: [] for k in runs}
         for r in range(args.rounds):
-            e2e.append(end_to_end())
-            ref.append(bare())
-            print(f"round {r + 1}: end-to-end {e2e[-1]:.2f} frames/s, bare forward "
-                  f"{ref[-1]:.2f} frames/s", flush=True)
-    e, b = statistics.median(e2e), statistics.median(ref)
-    paired = statistics.median(x / y for x, y in zip(e2e, ref, strict=True))
-    ratio = e / b
-    verdict = "met" if ratio >= TARGET_RATIO else "NOT met"
-    print(f"end-to-end (JPEG on disk -> features): {e:.2f} frames/s (median of rounds)")
-    print(f"bare model forward (random tensors):   {b:.2f} frames/s (median of rounds)")
-    print(f"ratio: {ratio:.3f} (target >= {TARGET_RATIO}: {verdict}); median of the per-round "
-          f"ratios {paired:.3f}")
+            for name, run in runs.items():
+                results[name].append(run())
+            print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f}" for k, v in
+                                                  results.items()) + " frames/s", flush=True)
+    med = {k: statistics.median(v) for k, v in results.items()}
+    for name, value in med.items():
+        print(f"{name:28s} {value:8.2f} frames/s (median of {args.rounds} rounds)")
+    ratio = med["end-to-end compiled"] / med["bare compiled forward"]
+    print(f"compiled end-to-end / bare compiled forward: {ratio:.3f} (target >= "
+          f"{TARGET_VS_BARE}: {'met' if ratio >= TARGET_VS_BARE else 'NOT met'})")
+    print(f"end-to-end eager / bare eager forward: "
+          f"{med['end-to-end eager'] / med['bare eager forward']:.3f}")
+    print(f"compiled / eager: end-to-end {med['end-to-end compiled'] / med['end-to-end eager']:.3f}"
+          f", bare {med['bare compiled forward'] / med['bare eager forward']:.3f}")
+    if reid is not None:
+        speedup = med["end-to-end compiled"] / med["torchreid FeatureExtractor"]
+        print(f"compiled end-to-end / torchreid: {speedup:.2f}x (target >= "
+              f"{TARGET_VS_TORCHREID}: {'met' if speedup >= TARGET_VS_TORCHREID else 'NOT met'})"
+              f"; eager end-to-end / torchreid: "
+              f"{med['end-to-end eager'] / med['torchreid FeatureExtractor']:.2f}x")
+    else:
+        print("torchreid: not measured (not importable)")
     return 0
 
 
