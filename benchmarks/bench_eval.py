@@ -12,17 +12,22 @@ torch 1.13). It is compiled into a temporary folder here; nothing is written to 
 If it is unavailable the reason is printed and a torchreid-style Python evaluator written in
 this file is used as the peer instead (``--python-peer`` forces that one).
 
-``--scale``: 10,000 queries x 200,000 gallery from random 128-d features through
-``evaluate_features`` (distances computed chunk-wise, never the full matrix); prints the time
-and the peak RSS.
+``--scale``: how the cost grows. Query x gallery sizes from ``--scale-sizes`` (default
+1,000 x 20,000, 3,000 x 60,000, 10,000 x 200,000: 1x, 9x, 100x the query-gallery pairs) of
+random 128-d features through ``evaluate_features`` (distances computed chunk-wise, never the
+full matrix), each in a fresh child process so that its peak RSS is its own; prints time,
+peak RSS and their growth against the number of pairs. The largest size must stay under
+4 GB.
 
-Run: ``.venv/bin/python benchmarks/bench_eval.py [--repeats 3] [--scale]``
+Run: ``.venv/bin/python benchmarks/bench_eval.py [--repeats 3] [--scale [--scale-sizes
+1000x20000,10000x200000]]``
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import resource
 import sys
@@ -164,24 +169,61 @@ def run_compare(args: argparse.Namespace) -> int:
     return 0 if equal and ratio >= REQUIRED_SPEEDUP else 1
 
 
-def run_scale(args: argparse.Namespace) -> int:
-    nq, ng, dim, num_ids, num_cams = 10_000, 200_000, 128, 10_000, 6
+SCALE_SIZES = "1000x20000,3000x60000,10000x200000"
+SCALE_PEAK_LIMIT_GB = 4.0
+SCALE_DIM, SCALE_CAMS = 128, 6
+SCALE_GALLERY_PER_ID = 20  # ids = gallery / 20: a few true matches per query
+
+
+def run_scale_one(nq: int, ng: int, args: argparse.Namespace) -> dict:
+    """One size, in this (fresh) process: seconds, peak RSS, R1 / mAP."""
+    dim, num_cams = SCALE_DIM, SCALE_CAMS
+    num_ids = max(1, ng // SCALE_GALLERY_PER_ID)
     gen = torch.Generator().manual_seed(args.seed)
     qf, gf = torch.randn(nq, dim, generator=gen), torch.randn(ng, dim, generator=gen)
     qp = torch.randint(0, num_ids, (nq,), generator=gen).numpy()
     gp = torch.randint(0, num_ids, (ng,), generator=gen).numpy()
     qc = torch.randint(0, num_cams, (nq,), generator=gen).numpy()
     gc = torch.randint(0, num_cams, (ng,), generator=gen).numpy()
-    print(f"scale: {nq} queries x {ng} gallery, {dim}-d features, {num_ids} ids")
     start = time.perf_counter()
     res = evaluate_features(qf, gf, qp, gp, qc, gc, metric="euclidean",
                             max_rank=args.max_rank)
     elapsed = time.perf_counter() - start
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB on Linux
-    print(f"evaluate_features: {elapsed:.1f} s; R1 {res.cmc[0]:.6f} mAP {res.mAP:.6f} "
-          f"valid queries {res.num_valid_queries}")
-    print(f"peak RSS: {peak_kb / 2**20:.2f} GB (limit 4 GB)")
-    return 0 if peak_kb < 4 * 2**20 else 1
+    return {"queries": nq, "gallery": ng, "ids": num_ids, "seconds": elapsed,
+            "peak_gb": peak_kb / 2**20, "R1": float(res.cmc[0]), "mAP": float(res.mAP),
+            "valid": int(res.num_valid_queries)}
+
+
+def run_scale(args: argparse.Namespace) -> int:
+    """Each size in a child process; a table of time and peak RSS against the pairs."""
+    import subprocess
+
+    sizes = [tuple(int(v) for v in item.lower().split("x"))
+             for item in args.scale_sizes.split(",")]
+    print(f"scale: {SCALE_DIM}-d random features, {SCALE_CAMS} cameras, torch threads "
+          f"{torch.get_num_threads()}; each size in a fresh process")
+    print(f"{'queries':>8} {'gallery':>8} {'pairs':>8} {'time s':>8} {'peak GB':>8} "
+          f"{'t/pairs':>10} {'R1':>7} {'mAP':>7}")
+    rows, first = [], None
+    for nq, ng in sizes:
+        cmd = [sys.executable, __file__, "--scale-one", f"{nq}x{ng}",
+               "--max-rank", str(args.max_rank), "--seed", str(args.seed)]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        row = json.loads(out.stdout.strip().splitlines()[-1])
+        rows.append(row)
+        pairs = nq * ng
+        first = first or (pairs, row["seconds"])
+        growth = (row["seconds"] / first[1]) / (pairs / first[0])
+        print(f"{nq:8d} {ng:8d} {pairs / 1e6:8.0f}M {row['seconds']:8.1f} "
+              f"{row['peak_gb']:8.2f} {growth:10.2f} {row['R1']:7.4f} {row['mAP']:7.4f}",
+              flush=True)
+    print("t/pairs: seconds per query-gallery pair relative to the first size (1.00 = "
+          "linear in the pairs)")
+    peak = rows[-1]["peak_gb"]
+    print(f"largest size peak RSS {peak:.2f} GB (limit {SCALE_PEAK_LIMIT_GB:g} GB: "
+          f"{'met' if peak < SCALE_PEAK_LIMIT_GB else 'NOT met'})")
+    return 0 if peak < SCALE_PEAK_LIMIT_GB else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,8 +234,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--python-peer", action="store_true",
                         help="compare with the torchreid-style Python evaluator (slow)")
     parser.add_argument("--scale", action="store_true",
-                        help="10,000 x 200,000 from features: time and peak memory")
+                        help="growing sizes from features: time and peak memory")
+    parser.add_argument("--scale-sizes", default=SCALE_SIZES,
+                        help="comma-separated QUERIESxGALLERY sizes for --scale")
+    parser.add_argument("--scale-one", help=argparse.SUPPRESS)  # a child of --scale
     args = parser.parse_args(argv)
+    if args.scale_one:
+        nq, ng = (int(v) for v in args.scale_one.lower().split("x"))
+        print(json.dumps(run_scale_one(nq, ng, args)))
+        return 0
     return run_scale(args) if args.scale else run_compare(args)
 
 

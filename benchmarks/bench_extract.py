@@ -27,16 +27,26 @@ on-disk cache had it (see :mod:`vidreid.engine.compile`).
 
 Targets (issue 18): compiled end-to-end >= 0.9 x bare compiled forward, and >= 3.5x torchreid.
 
+``--lengths 8,64,512,2048``: how the cost grows with the tracklet length instead. One
+tracklet of L JPEG frames (the first L of one synthetic sequence) per fresh child process
+(so each peak RSS is its own), through ``FeatureExtractor`` (``--compile`` for the compiled
+encoder) after a warm-up call on 8 frames; prints seconds, frames/s, peak RSS and the peak's
+growth over the RSS before the timed call.
+
 Run: ``.venv/bin/python benchmarks/bench_extract.py [--backbone resnet50] [--frames 256]
-[--batch-frames 32] [--workers 1] [--amp auto] [--rounds 3] [--no-torchreid]``
+[--batch-frames 32] [--workers 1] [--amp auto] [--rounds 3] [--no-torchreid]
+[--lengths 8,64,512,2048 [--compile]]``
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -113,6 +123,82 @@ def torchreid_extractor(size: tuple[int, int], tmp: str) -> Callable[[list[str]]
                               image_size=size, device="cpu", verbose=False)
 
 
+WARMUP_FRAMES = 8
+
+
+def write_sequence(folder: str, n: int, size: tuple[int, int]) -> list[str]:
+    """``n`` JPEG frames of a moving, noisy figure (a stand-in for one long tracklet)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    os.makedirs(folder, exist_ok=True)
+    h, w = size
+    paths = []
+    for i in range(n):
+        img = rng.integers(90, 160, (h, w, 3), dtype=np.uint8)
+        top = (i * 3) % max(1, h // 4)
+        img[top : top + h // 2, w // 4 : 3 * w // 4] = (200, 40 + i % 150, 60)
+        path = os.path.join(folder, f"{i:05d}.jpg")
+        Image.fromarray(img).save(path, quality=90)
+        paths.append(path)
+    return paths
+
+
+def rss_gb() -> float:
+    """Current resident set size (Linux /proc), in GB."""
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
+
+
+def one_length(args: argparse.Namespace, cfg: dict) -> dict:
+    """Child of ``--lengths``: extract one tracklet of ``args.one_length`` frames."""
+    from vidreid.retrieval.extractor import FeatureExtractor
+
+    frames = sorted(os.path.join(args.frames_dir, f) for f in os.listdir(args.frames_dir))
+    frames = frames[: args.one_length]
+    ex = FeatureExtractor(cfg, None, batch_frames=args.batch_frames, amp=args.amp,
+                          channels_last=not args.no_channels_last, num_workers=args.workers,
+                          compile=args.compile)
+    ex(frames[:WARMUP_FRAMES])  # model warm-up (and the compile, with --compile)
+    before = rss_gb()
+    start = time.perf_counter()
+    feat = ex(frames)
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB -> GB
+    assert feat.shape == (ex.feature_dim,)
+    return {"frames": len(frames), "seconds": seconds, "peak_gb": peak, "before_gb": before}
+
+
+def run_lengths(args: argparse.Namespace) -> int:
+    """Each tracklet length in a child process; a table of time and memory."""
+    lengths = [int(v) for v in args.lengths.split(",")]
+    with tempfile.TemporaryDirectory(prefix="bench_extract-len-") as tmp:
+        h, w = (int(v) for v in args.size.lower().split("x"))
+        folder = os.path.join(tmp, "sequence")
+        write_sequence(folder, max(lengths), (h, w))
+        print(f"{args.backbone} (last stride {args.last_stride}) {h}x{w}, batch "
+              f"{args.batch_frames}, amp {args.amp}, compile {args.compile}, workers "
+              f"{args.workers}, test clips dense T={args.seq_len}; one tracklet per process, "
+              f"after a {WARMUP_FRAMES}-frame warm-up call")
+        print(f"{'frames':>7} {'time s':>8} {'frames/s':>9} {'peak GB':>8} "
+              f"{'peak - before':>14}")
+        for n in lengths:
+            cmd = [sys.executable, __file__, "--one-length", str(n), "--frames-dir", folder,
+                   "--backbone", args.backbone, "--last-stride", str(args.last_stride),
+                   "--size", args.size, "--batch-frames", str(args.batch_frames),
+                   "--seq-len", str(args.seq_len), "--workers", str(args.workers),
+                   "--amp", args.amp] + (["--compile"] if args.compile else []) + (
+                   ["--no-channels-last"] if args.no_channels_last else []) + (
+                   ["--threads", str(args.threads)] if args.threads else [])
+            out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+            row = json.loads(out.stdout.strip().splitlines()[-1])
+            print(f"{row['frames']:7d} {row['seconds']:8.2f} "
+                  f"{row['frames'] / row['seconds']:9.2f} {row['peak_gb']:8.2f} "
+                  f"{row['peak_gb'] - row['before_gb']:14.3f}", flush=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="resnet50")
@@ -127,8 +213,21 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-torchreid", action="store_true")
+    parser.add_argument("--lengths", help="comma-separated tracklet lengths: cost growth mode")
+    parser.add_argument("--compile", action="store_true", help="with --lengths: compiled")
+    parser.add_argument("--one-length", type=int, help=argparse.SUPPRESS)  # --lengths child
+    parser.add_argument("--frames-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.lengths:
+        return run_lengths(args)
+    if args.one_length:
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        h, w = (int(v) for v in args.size.lower().split("x"))
+        cfg = make_config(args.backbone, (h, w), args.seq_len, args.last_stride)
+        print(json.dumps(one_length(args, cfg)))
+        return 0
 
     from torch._dynamo.utils import counters
 

@@ -4,7 +4,6 @@ cache location, and the compiled training forward (toy model, so the compile is 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,16 +12,6 @@ from torch._dynamo.utils import counters
 from vidreid.engine import compile as C
 
 LOGGER = "vidreid.engine.compile"
-
-
-@pytest.fixture
-def compile_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-                  ) -> Path:
-    """Compiled kernels go to a test folder, not the user's cache."""
-    path = tmp_path_factory.getbasetemp() / "inductor-cache"
-    monkeypatch.setenv(C.CACHE_ENV, str(path))
-    monkeypatch.setenv(C.INDUCTOR_CACHE_ENV, str(path))
-    return path
 
 
 def test_fixed_batch_pads_the_last_batch_and_splits_long_ones():
@@ -97,8 +86,8 @@ def test_cache_dir_order(monkeypatch, tmp_path):
     assert os.environ[C.INDUCTOR_CACHE_ENV] == str(tmp_path / "ours")
 
 
-@pytest.mark.slow  # a forward + backward inductor compile: ~30-90 s on the loaded 2-core host
-def test_compiled_training_forward_matches_eager(compile_cache):
+@pytest.mark.slow  # forward + backward inductor compile: ~160 s cold on the loaded host, ~10 s warm
+def test_compiled_training_forward_matches_eager(inductor_cache):
     from test_trainer import NUM_IDS, ToyModel
 
     torch.manual_seed(0)

@@ -2,8 +2,9 @@
 backbone: bf16 features equal eager (cosine >= 0.999), one compile for every batch (the last
 one padded), shared by the evaluation path, and cached on disk.
 
-One inductor compile of the tiny frame encoder serves the whole module; it takes ~100 s cold
-on the loaded 2-core host (a few seconds with a warm cache), hence ``slow``."""
+One inductor compile of the tiny frame encoder serves the whole module; it takes ~60-100 s
+cold on the loaded 2-core host (a few seconds with the warm test cache, see the
+``inductor_cache`` fixture), hence ``slow``."""
 
 from __future__ import annotations
 
@@ -16,7 +17,6 @@ from torch._dynamo.utils import counters
 
 from vidreid.data import build_dataset
 from vidreid.data.video_dataset import TestClipDataset
-from vidreid.engine import compile as C
 from vidreid.engine.inference import extract_features
 from vidreid.retrieval.extractor import FeatureExtractor
 
@@ -26,13 +26,10 @@ MIN_COSINE = 0.999  # bf16 tolerance (issue 18)
 
 
 @pytest.fixture(scope="module")
-def compiled(tmp_path_factory: pytest.TempPathFactory):
+def compiled(tmp_path_factory: pytest.TempPathFactory, inductor_cache: Path):
     """The dataset, an eager and a compiled extractor (same weights, bf16), the cache dir and
     the number of graphs the compiled gallery extraction traced."""
-    mp = pytest.MonkeyPatch()
-    cache = tmp_path_factory.mktemp("inductor")
-    mp.setenv(C.CACHE_ENV, str(cache))
-    mp.setenv(C.INDUCTOR_CACHE_ENV, str(cache))
+    cache = inductor_cache
     dataset = build_dataset("folder", str(make_folder_dataset(tmp_path_factory.mktemp("ds"))))
     torch.manual_seed(0)
     eager = FeatureExtractor(tiny_config(), None, amp="bf16", batch_frames=BATCH_FRAMES)
@@ -44,7 +41,6 @@ def compiled(tmp_path_factory: pytest.TempPathFactory):
     fast(dataset.query)  # a padded last batch: must not trace again
     graphs = counters["stats"]["unique_graphs"] - before
     yield dataset, eager, fast, cache, graphs
-    mp.undo()
 
 
 def test_compiled_features_equal_eager_within_bf16(compiled):

@@ -173,10 +173,25 @@ def compiled_frame_encoder(model: nn.Module, batch: int) -> Callable[[torch.Tens
         compiled = None
         if reason is None:
             enable_compile_cache()
-            compiled = torch.compile(model.encode_frames, dynamic=False)
+            compiled = _InferenceMode(torch.compile(model.encode_frames, dynamic=False))
         encoder = per_model[batch] = FixedBatch(
             Fallback(compiled, model.encode_frames, name, reason), batch)
     return encoder
+
+
+class _InferenceMode:
+    """Run ``fn(x)`` under ``torch.inference_mode`` on an inference tensor whatever the
+    caller's grad mode (``no_grad`` in evaluation, ``inference_mode`` in the extractor), so
+    both share one compiled graph: Dynamo guards on the grad mode and on whether the input
+    is an inference tensor. A normal input is copied once (a batch of frames: cheap next to
+    the encoder)."""
+
+    def __init__(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        self.fn = fn
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.fn(x if x.is_inference() else x.clone())
 
 
 def compile_training_forward(model: nn.Module) -> Fallback:
