@@ -296,7 +296,12 @@ def main() -> int:
               f"compiled path {'active' if compiled_ok else 'FELL BACK to eager'}", flush=True)
         feats_e, feats_c = eager(gallery), fast(gallery)
         cos = torch.nn.functional.cosine_similarity(feats_e, feats_c).min()
-        print(f"compiled vs eager features: min cosine {cos:.5f}", flush=True)
+        dtype, eager.dtype = eager.dtype, None  # full precision, for scale: a random-init
+        feats_32 = eager(gallery)  # network's features are ill-conditioned in bf16
+        eager.dtype = dtype
+        cos_32 = torch.nn.functional.cosine_similarity(feats_e, feats_32).min()
+        print(f"features, min cosine over tracklets: compiled vs eager {cos:.5f} (eager "
+              f"{dtype} vs eager float32: {cos_32:.5f})", flush=True)
         bare(eager.model.encode_frames)()  # warm-up: allocator, oneDNN kernels
 
         runs: dict[str, Callable[[], float]] = {

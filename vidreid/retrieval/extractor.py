@@ -21,6 +21,7 @@ metric normalises them.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -395,8 +396,10 @@ def extract_dataset(
     Under ``torchrun`` (an initialised process group) the pending shards are dealt to the
     ranks round-robin and every rank writes its own shard files; rank 0 lists them in the one
     manifest when all are done. ``shard_size`` defaults to the folder's (resuming) or to
-    ``DEFAULT_SHARD_SIZE``, lowered so that every rank gets a shard. An interrupted
-    multi-process run keeps the shards rank 0 listed; the others' are computed again.
+    ``DEFAULT_SHARD_SIZE``, lowered so that every rank gets a shard. Resuming an interrupted
+    multi-process run (with any number of processes) keeps every finished shard: rank 0
+    lists the shard files the others finished but it had not listed yet (same model
+    identity and tracklet ids, :meth:`FeatureWriter.adopt_unlisted`).
     """
     from vidreid.engine import distributed as D
     from vidreid.retrieval.features_file import (
@@ -416,12 +419,21 @@ def extract_dataset(
     if shard_size is None:
         shard_size = existing_shard_size(out) or min(
             DEFAULT_SHARD_SIZE, -(-len(tracklets) // world))
-    writer = FeatureWriter(
-        out, dim=extractor.feature_dim, meta=extractor.meta,
-        shard_size=shard_size, normalized=False,
-    )
+    size = int(shard_size)
+
+    def open_writer() -> FeatureWriter:
+        return FeatureWriter(out, dim=extractor.feature_dim, meta=extractor.meta,
+                             shard_size=size, normalized=False)
+
+    writer = open_writer() if rank == 0 else None
+    if writer is not None and world > 1:  # keep shards other ranks wrote before a crash
+        adopted = writer.adopt_unlisted(len(tracklets), lambda i: ids[i * size : (i + 1) * size])
+        if adopted:
+            logging.getLogger(__name__).info("kept %d finished shard(s) not yet listed: %s",
+                                             len(adopted), adopted)
+    D.barrier()  # rank 0 wrote the manifest before the others read it
+    writer = writer or open_writer()
     pending = writer.pending_shards(len(tracklets))
-    size = writer.shard_size
     for index in sorted(writer.done_shards()):  # resuming: same tracklets in the same order?
         with np.load(Path(out) / shard_name(index), allow_pickle=False) as npz:
             done_ids = [str(t) for t in npz["tracklet_ids"]]

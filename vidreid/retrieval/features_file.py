@@ -14,7 +14,10 @@ Each shard is an uncompressed ``.npz`` (no pickled objects, read with
 - ``features``: float32 ``[N, D]``, one descriptor per tracklet;
 - ``tracklet_ids``: unicode ``[N]``, unique over the whole folder;
 - ``pids``, ``camids``: int64 ``[N]`` (0-based camera, as in :class:`~vidreid.data.tracklet.Tracklet`);
-- ``frame_paths``: a 0-d unicode array holding JSON text: a list of N lists of frame paths.
+- ``frame_paths``: a 0-d unicode array holding JSON text: a list of N lists of frame paths;
+- ``identity`` (written since multi-process extraction; optional when reading): the
+  manifest's ``identity``, so a shard file a crashed multi-process run wrote before the main
+  process listed it can be recognised and kept (:meth:`FeatureWriter.adopt_unlisted`).
 
 ``manifest.json`` holds ``format`` (``"vidreid-features"``), ``version``, ``dim``,
 ``normalized`` (whether the features are L2-normalised), ``meta`` (model / config / weights
@@ -250,6 +253,7 @@ class FeatureWriter:
             "pids": np.asarray(pids, dtype=np.int64),
             "camids": np.asarray(camids, dtype=np.int64),
             "frame_paths": np.asarray(json.dumps([[str(p) for p in fr] for fr in frame_paths])),
+            "identity": np.asarray(self.identity),
         }
         path = self.out_dir / shard_name(index)
         atomic_write_bytes(path, lambda fh: np.savez(fh, **arrays))
@@ -262,6 +266,33 @@ class FeatureWriter:
         if record:
             self._write_manifest(complete=False)
         return path
+
+    def adopt_unlisted(self, total: int, expected_ids: Callable[[int], Sequence[str]]) -> list[int]:
+        """List the shard files present but not in the manifest that this same extraction
+        wrote (a multi-process run stopped before the main process listed them): same
+        ``identity``, the tracklet ids ``expected_ids(index)``, ``[n, dim]`` features. Others
+        are left alone (they will be overwritten). Writes the manifest (also when it adopts
+        nothing, so the folder has one before any process writes a shard); returns the
+        adopted indices."""
+        adopted = []
+        for index in range(-(-int(total) // self.shard_size)):
+            path = self.out_dir / shard_name(index)
+            if index in self._shards or not path.is_file():
+                continue
+            want = [str(t) for t in expected_ids(index)]
+            try:
+                with np.load(path, allow_pickle=False) as npz:
+                    ok = ("identity" in npz.files and str(npz["identity"]) == self.identity
+                          and [str(t) for t in npz["tracklet_ids"]] == want
+                          and npz["features"].shape == (len(want), self.dim))
+            except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+                ok = False
+            if ok:
+                self._shards[index] = {"index": index, "file": path.name, "count": len(want),
+                                       "sha256": file_sha256(path)}
+                adopted.append(index)
+        self._write_manifest(complete=False)
+        return adopted
 
     def shard_entries(self, indices: Sequence[int]) -> list[dict[str, Any]]:
         """The manifest entries of shards this writer wrote (to hand to the main rank)."""
