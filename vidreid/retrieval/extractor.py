@@ -426,7 +426,7 @@ def extract_dataset(
                              shard_size=size, normalized=False)
 
     writer = open_writer() if rank == 0 else None
-    if writer is not None and world > 1:  # keep shards other ranks wrote before a crash
+    if writer is not None:  # keep shards other ranks of a crashed run wrote but rank 0 did not list
         adopted = writer.adopt_unlisted(len(tracklets), lambda i: ids[i * size : (i + 1) * size])
         if adopted:
             logging.getLogger(__name__).info("kept %d finished shard(s) not yet listed: %s",
