@@ -4,6 +4,7 @@ cache location, and the compiled training forward (toy model, so the compile is 
 from __future__ import annotations
 
 import logging
+import os
 
 import pytest
 import torch
@@ -77,12 +78,14 @@ def test_cache_dir_order(monkeypatch, tmp_path):
     monkeypatch.delenv(C.INDUCTOR_CACHE_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert C.compile_cache_dir() == tmp_path / "xdg" / "vidreid" / "inductor"
-    monkeypatch.setenv(C.INDUCTOR_CACHE_ENV, str(tmp_path / "torch"))
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.setenv(C.INDUCTOR_CACHE_ENV, default_cache_dir())  # inductor's own /tmp one
+    assert C.compile_cache_dir() == tmp_path / "xdg" / "vidreid" / "inductor"
+    monkeypatch.setenv(C.INDUCTOR_CACHE_ENV, str(tmp_path / "torch"))  # the user's choice
     assert C.compile_cache_dir() == tmp_path / "torch"
     monkeypatch.setenv(C.CACHE_ENV, str(tmp_path / "ours"))
     assert C.enable_compile_cache() == tmp_path / "ours"
-    import os
-
     assert os.environ[C.INDUCTOR_CACHE_ENV] == str(tmp_path / "ours")
 
 

@@ -13,8 +13,9 @@ The compile is cached on disk: inductor's FX graph cache (the generated C++ kern
 compiled shared objects and the wrapper code, keyed by the traced graph, input
 shapes/strides/dtypes, inductor config and torch version) and the AOTAutograd cache (the
 joint forward/backward graphs) live in :func:`compile_cache_dir`
-(``$VIDREID_COMPILE_CACHE``, else ``$TORCHINDUCTOR_CACHE_DIR`` when set, else
-``$XDG_CACHE_HOME/vidreid/inductor`` = ``~/.cache/vidreid/inductor``), so a second run with
+(``$VIDREID_COMPILE_CACHE``, else ``$TORCHINDUCTOR_CACHE_DIR`` when set to another folder
+than inductor's default in /tmp, else ``$XDG_CACHE_HOME/vidreid/inductor`` =
+``~/.cache/vidreid/inductor``), so a second run with
 the same model and shapes only re-traces the Python (Dynamo, a few seconds) and loads the
 kernels. What is not cached: Dynamo's bytecode tracing itself.
 
@@ -48,10 +49,19 @@ _ENCODERS: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], FixedBatch
 
 
 def compile_cache_dir() -> Path:
-    """Where compiled kernels are cached (see the module docstring for the order)."""
-    for env in (CACHE_ENV, INDUCTOR_CACHE_ENV):
-        if os.environ.get(env):
-            return Path(os.environ[env]).expanduser()
+    """Where compiled kernels are cached (see the module docstring for the order).
+
+    ``$TORCHINDUCTOR_CACHE_DIR`` counts only when it is not inductor's own default
+    (``/tmp/torchinductor_<user>``), which inductor writes into the environment itself the
+    first time it looks for its cache."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    inductor = os.environ.get(INDUCTOR_CACHE_ENV)
+    if inductor:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+        if os.path.abspath(inductor) != os.path.abspath(default_cache_dir()):
+            return Path(inductor).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base, *CACHE_SUBDIR)
 
