@@ -9,6 +9,7 @@ call these; the library modules below them never read a config.
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import random
 import re
@@ -377,3 +378,61 @@ def _num_classes(raw: Any, state: dict[str, torch.Tensor]) -> int:
 def run_config_yaml(cfg: DictConfig) -> str:
     """The resolved config as stored in checkpoints (``extra_state['config']``)."""
     return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+# ----------------------------------------------------------------------------- dry run
+def lr_changes(cfg: DictConfig) -> list[tuple[int, float]]:
+    """``(epoch, lr)`` at the start of every epoch where the schedule changes the rate
+    (epoch 0 included), found by stepping the config's scheduler on a dummy optimiser."""
+    param = nn.Parameter(torch.zeros(1))
+    optimizer = build_optimizer(cfg, [param])
+    scheduler = build_scheduler(cfg, optimizer)
+    changes, last = [], None
+    for epoch in range(cfg.train.epochs):
+        lr = optimizer.param_groups[0]["lr"]
+        if last is None or not math.isclose(lr, last, rel_tol=1e-9):
+            changes.append((epoch, lr))
+        last = lr
+        optimizer.step()
+        scheduler.step()
+    return changes
+
+
+def describe_recipe(cfg: DictConfig) -> list[str]:
+    """The resolved training recipe as text lines (``vidreid train --dry-run``): builds the
+    dataset, the train loader, the model and the criterion, and trains nothing."""
+    dataset = build_dataset(cfg)
+    loader = build_train_loader(cfg, dataset.train)
+    iterations = len(loader)
+    if cfg.train.max_steps_per_epoch is not None:
+        iterations = min(iterations, cfg.train.max_steps_per_epoch)
+    model = build_model(cfg, dataset.num_train_pids)
+    criterion = build_criterion(cfg, dataset.num_train_pids, getattr(model, "feature_dim", None),
+                                dataset=dataset)
+    d, t = cfg.data, cfg.train
+    world = D.get_world_size()
+    sampler = getattr(loader.sampler, "sampler", loader.sampler)
+    lines = [
+        f"dataset: {d.name} at {d.root} ({to_container(d.options) or 'default options'}):"
+        f" train {len(dataset.train)} tracklets / {dataset.num_train_pids} identities,"
+        f" query {len(dataset.query)}, gallery {len(dataset.gallery)}",
+        f"batch: {d.batch_size} clips per process x {world} process(es) of {d.seq_len} frames"
+        f" at {d.height}x{d.width} ({d.train_sampling} sampling), "
+        f"{type(sampler).__name__} with {d.num_instances} clips per identity",
+        f"iterations per epoch: {iterations}",
+        f"epochs: {t.epochs}, total iterations: {iterations * t.epochs}",
+        "learning rate: " + ", ".join(
+            f"{lr:.3g} from iteration {epoch * iterations} (epoch {epoch})"
+            for epoch, lr in lr_changes(cfg)),
+        f"optimiser: {cfg.optim.name}, weight decay {cfg.optim.weight_decay}",
+        "losses: " + ", ".join(
+            f"{name} x {float((kw or {}).get('weight', 1.0)):g}"
+            for name, kw in to_container(cfg.loss).items()
+            if (kw or {}).get("weight", 1.0) != 0 and name in criterion.terms),
+        f"model: {cfg.model.name} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M"
+        f" parameters), feature dim {getattr(model, 'feature_dim', '?')}",
+        f"evaluation: protocols {', '.join(cfg.eval.protocols)}, metric {cfg.eval.metric},"
+        f" AP {eval_ap(cfg)}, test sampling {d.test_sampling}"
+        f" (dataset protocol: {dataset.extra.get('protocol', 'the dataset default')})",
+    ]
+    return lines

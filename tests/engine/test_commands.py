@@ -94,3 +94,18 @@ def test_cli_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     assert main(["eval", CONFIG, "--weights", str(tmp_path / "w.pt"),
                  f"data.root={tmp_path}", "eval.metric=cosine"]) == 2
     assert "vidreid: error:" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_recipe_and_trains_nothing(synth_root: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    args = [*overrides(synth_root, tmp_path, epochs=4), "sched.name=multistep",
+            "sched.milestones=[2,3]", "sched.warmup_epochs=0"]
+    assert main(["train", CONFIG, *args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    cfg = load_config(CONFIG, args)
+    iterations = len(B.build_train_loader(cfg, B.build_dataset(cfg).train))
+    assert f"iterations per epoch: {iterations}\n" in out
+    assert f"total iterations: {4 * iterations}" in out
+    assert f"from iteration {2 * iterations} (epoch 2)" in out
+    assert f"from iteration {3 * iterations} (epoch 3)" in out
+    assert not (tmp_path / "run").exists()
