@@ -32,6 +32,7 @@ from vidreid.engine.checkpoint import load_checkpoint, load_model_weights
 from vidreid.engine.config import (
     check_model_kwargs,
     load_config,
+    sampler_options,
     save_config,
     to_container,
 )
@@ -117,8 +118,8 @@ def build_criterion_from_config(
 
 
 def build_train_loader(cfg: DictConfig, tracklets: list[Any]) -> DataLoader:
-    """PK batches of training clips, this rank's share under DDP."""
-    from vidreid.data.samplers import PKSampler
+    """Training batches (``data.epoch`` says how), this rank's share under DDP."""
+    from vidreid.data.samplers import build_train_sampler
     from vidreid.data.video_dataset import TrainClipDataset
 
     d = cfg.data
@@ -127,14 +128,14 @@ def build_train_loader(cfg: DictConfig, tracklets: list[Any]) -> DataLoader:
         transform=build_transform(cfg, train=True), seed=cfg.train.seed,
         **to_container(d.train_sampling_opts),
     )
-    sampler = PKSampler(
-        [t.pid for t in tracklets], d.num_instances, d.batch_size, seed=cfg.train.seed,
-        rank=D.get_rank(), world_size=D.get_world_size(), drop_last=True,
+    sampler = build_train_sampler(
+        [t.pid for t in tracklets], **sampler_options(cfg), seed=cfg.train.seed,
+        rank=D.get_rank(), world_size=D.get_world_size(),
     )
     return DataLoader(
         dataset, batch_size=d.batch_size, sampler=SkippableSampler(sampler),
         num_workers=d.num_workers, persistent_workers=d.num_workers > 0,
-        pin_memory=torch.cuda.is_available(), drop_last=True,
+        pin_memory=torch.cuda.is_available(), drop_last=sampler.drop_last,
         worker_init_fn=ignore_stop_signals,
     )
 
