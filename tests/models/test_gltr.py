@@ -209,3 +209,18 @@ def test_config_loads_and_builds(path: Path) -> None:
         assert cfg.sched.gamma == 0.1
         assert load_config(path).model.backbone == "resnet50"
         assert model.feature_dim == 512
+
+
+def test_initialisation_follows_the_authors() -> None:
+    """kanei1024/GLTR resnet.py:72-94: DTP N(0, 0.001), reduction kaiming fan-out, classifier
+    N(0, 0.001), zero biases."""
+    model = tiny_gltr()
+    for branch in model.head.dtp.branches:
+        assert abs(branch.weight.std().item() - 0.001) < 0.0002
+    red = model.head.reduction
+    expected = (2.0 / red.out_features) ** 0.5  # fan_out of a Linear weight [out, in]
+    assert abs(red.weight.std().item() - expected) < 0.1 * expected
+    assert torch.count_nonzero(red.bias) == 0
+    linear = model.classifier[-1]
+    assert abs(linear.weight.std().item() - 0.001) < 0.0003
+    assert torch.count_nonzero(linear.bias) == 0

@@ -196,15 +196,26 @@ def new_run_dir(cfg: DictConfig) -> Path:
 
 
 # ----------------------------------------------------------------------------- train
-def init_from_checkpoint(model: torch.nn.Module, path: str) -> None:
+def init_from_checkpoint(
+    model: torch.nn.Module, path: str, modules: list[str] | None = None
+) -> None:
     """Start from the weights in ``path`` (``train.init_from``: pre-train, then fine-tune).
 
     Every tensor must match by name and shape, except the classifier's: a model pre-trained on
     another dataset has another number of identities, so classifier tensors whose shape
     differs are left freshly initialised. Anything else that does not match is an error.
+    ``modules`` (``train.init_modules``, e.g. ``[backbone]``): take only the tensors under
+    these submodules, and require all of the model's; the rest stays freshly initialised
+    (GLTR's stage 2 starts its backbone from a stage-1 frame classifier).
     """
     state = load_model_weights(path)
     own = model.state_dict()
+    if modules:
+        prefixes = tuple(f"{m}." for m in modules)
+        state = {k: v for k, v in state.items() if k.startswith(prefixes)}
+        own = {k: v for k, v in own.items() if k.startswith(prefixes)}
+        if not own:
+            raise ValueError(f"train.init_modules={modules}: no such submodule in the model")
     skipped = [k for k, v in state.items()
                if "classifier" in k and k in own and own[k].shape != v.shape]
     for k in skipped:
@@ -213,7 +224,7 @@ def init_from_checkpoint(model: torch.nn.Module, path: str) -> None:
         missing, unexpected = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatch outside the classifier
         raise ValueError(f"train.init_from={path}: {exc}") from None
-    mismatched = [k for k in missing if k not in skipped]
+    mismatched = [k for k in missing if k not in skipped and k in own]
     if unexpected or mismatched:
         raise ValueError(
             f"train.init_from={path}: does not match model {type(model).__name__}:"
@@ -240,7 +251,7 @@ def run_training(
     num_classes = dataset.num_train_pids
     model = build_model_from_config(cfg, num_classes).to(device)
     if cfg.train.init_from and resume is None:
-        init_from_checkpoint(model, cfg.train.init_from)
+        init_from_checkpoint(model, cfg.train.init_from, cfg.train.init_modules)
     criterion = build_criterion_from_config(
         cfg, num_classes, getattr(model, "feature_dim", None), dataset=dataset)
     criterion.to(device)

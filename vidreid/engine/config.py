@@ -111,6 +111,7 @@ class TrainConfig:
     progress: bool = True
     best_metric: str = "v2v/mAP"
     init_from: str | None = None  # checkpoint / state dict to start from (pre-train, fine-tune)
+    init_modules: list[str] | None = None  # take only these submodules from init_from
 
 
 @dataclass
