@@ -77,6 +77,7 @@ def build_transform(cfg: DictConfig, *, train: bool) -> Any:
         cfg.data.height, cfg.data.width, train=train, random_crop=t.random_crop, pad=t.pad,
         translate=t.translate, flip=t.flip, erasing_prob=t.erasing_prob,
         resize_crop=tuple(t.resize_crop) if t.resize_crop is not None else None,
+        per_frame=t.per_frame,
     )
 
 

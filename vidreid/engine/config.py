@@ -40,6 +40,7 @@ class TransformConfig:
     flip: bool = True
     erasing_prob: float = 0.0
     resize_crop: list[int] | None = None  # [H, W] resized before cropping to height x width
+    per_frame: bool = False  # draw the random augmentations per frame (COSAM's code), not per clip
 
 
 @dataclass
