@@ -152,10 +152,10 @@ def ignore_stop_signals(worker_id: int) -> None:
 
 
 def eval_ap(cfg: DictConfig) -> str:
-    """``eval.ap=auto``: the official MARS protocol uses trapezoidal AP, the others standard."""
+    """``eval.ap=auto``: the official MARS and TKP protocols use trapezoidal AP, others standard."""
     if cfg.eval.ap != "auto":
         return str(cfg.eval.ap)
-    return "trapezoid" if cfg.data.options.get("protocol") == "official" else "standard"
+    return "trapezoid" if cfg.data.options.get("protocol") in ("official", "tkp") else "standard"
 
 
 def evaluate_config(
