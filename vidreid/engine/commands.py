@@ -62,10 +62,12 @@ def compute_threads(num_threads: int | None, num_workers: int) -> int:
 
 
 def load_dataset(cfg: DictConfig, **option_overrides: Any) -> Any:
-    """``build_dataset(data.name, data.root, **data.options)``."""
+    """``build_dataset(data.name, data.root, **data.options)``; an option set to null is left
+    out (how a derived config drops an option of its base, e.g. MARS's ``protocol``)."""
     from vidreid.data import build_dataset
 
     options = {**to_container(cfg.data.options), **option_overrides}
+    options = {k: v for k, v in options.items() if v is not None}
     return build_dataset(cfg.data.name, cfg.data.root, **options)
 
 

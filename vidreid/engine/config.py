@@ -120,7 +120,7 @@ class EvalConfig:
     protocols: list[str] = field(default_factory=lambda: ["v2v"])
     metric: str = "euclidean"
     normalize: bool = False
-    ap: str = "auto"  # auto: trapezoid for data.options.protocol=official, else standard
+    ap: str = "auto"  # auto: trapezoid for data.options.protocol=official or tkp, else standard
     batch_size: int = 16  # clips per forward pass
     max_rank: int = 50
 
