@@ -2,6 +2,7 @@
 iterations, and the iterations per epoch the authors' loaders give."""
 
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from vidreid.data.samplers import (
     build_train_sampler,
     iterations_per_epoch,
 )
+from vidreid.engine.config import load_config, sampler_options
 
 # 11 identities with 1..5 tracklets each (identities 3 and 7 have fewer than K=4).
 PIDS = [pid for pid in range(11) for _ in range(1 + (pid * 3) % 5)]
@@ -127,3 +129,24 @@ def test_bad_epoch_options_are_explained():
     with pytest.raises(ValueError, match="only used with data.epoch=iterations"):
         build_train_sampler(PIDS, epoch="tracklets", batch_size=4, num_instances=2,
                             iterations=3)
+
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+@pytest.mark.parametrize(
+    ("config", "authors"),
+    [
+        # COSAM: RandomIdentitySampler (#ids x K) + DataLoader(batch 32, drop_last=True)
+        ("cosam/mars.yaml", lambda pids: len(set(pids)) * 4 // 32),
+        # GLTR (paper stage 2 and the code's one stage): shuffle=True, batch 10, no drop_last
+        ("gltr/mars.yaml", lambda pids: -(-len(pids) // 10)),
+        ("gltr/mars_e2e.yaml", lambda pids: -(-len(pids) // 10)),
+        # TKP: RandomIdentitySampler over every tracklet, batch 16, drop_last=True
+        ("tkp/mars.yaml", lambda pids: tkp_sampler_length(pids, 4) // 16),
+    ],
+)
+def test_paper_configs_give_the_authors_iterations_per_epoch(config, authors):
+    pids = mars_like_pids()
+    cfg = load_config(CONFIGS / config)
+    assert iterations_per_epoch(pids, **sampler_options(cfg)) == authors(pids)
