@@ -316,6 +316,7 @@ class FixedIterationsSampler(torch.utils.data.Sampler[int]):
             raise ValueError("'iterations' epochs need full PK batches (drop_last=True)")
         self.base = base
         self.iterations = iterations
+        self.drop_last = True  # every batch is full
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
