@@ -93,8 +93,11 @@ def ignore_stop_signals(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def build_train_loader(cfg: DictConfig, tracklets: list[Any]) -> DataLoader:
-    """Training batches (``data.epoch`` says how), this rank's share under DDP."""
+def build_train_loader(
+    cfg: DictConfig, tracklets: list[Any], targets: dict[str, Any] | None = None
+) -> DataLoader:
+    """Training batches (``data.epoch`` says how), this rank's share under DDP; ``targets``
+    (``Criterion.batch_targets()``) ride along with each clip."""
     from vidreid.data.samplers import build_train_sampler
     from vidreid.data.video_dataset import TrainClipDataset
     from vidreid.engine.trainer import SkippableSampler
@@ -102,7 +105,7 @@ def build_train_loader(cfg: DictConfig, tracklets: list[Any]) -> DataLoader:
     d = cfg.data
     dataset = TrainClipDataset(
         tracklets, seq_len=d.seq_len, strategy=d.train_sampling,
-        transform=build_transform(cfg, train=True), seed=cfg.train.seed,
+        transform=build_transform(cfg, train=True), seed=cfg.train.seed, targets=targets,
         **to_container(d.train_sampling_opts),
     )
     sampler = build_train_sampler(
