@@ -3,8 +3,10 @@ cache location, and the compiled training forward (toy model, so the compile is 
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -117,3 +119,36 @@ def test_compiled_training_forward_matches_eager(inductor_cache):
     with torch.no_grad():
         torch.testing.assert_close(compiled(clips)["features"], eager.eval()(clips)["features"])
     assert counters["stats"]["unique_graphs"] == graphs  # eval mode runs eager
+
+
+def test_eval_compile_flag_reaches_the_evaluation(tmp_path, monkeypatch, caplog, capsys):
+    """``vidreid eval --compile`` takes the frame-encoder path (here with compiling made
+    unavailable: one message, then eager) and ranks as plain ``vidreid eval`` does."""
+    from vidreid import build as B
+    from vidreid.cli import main
+    from vidreid.data.synth import generate
+    from vidreid.engine.config import load_config
+
+    config = str(Path(__file__).resolve().parents[2] / "configs" / "baselines" / "tp_synth.yaml")
+    root = generate(str(tmp_path / "synth"), "mars", 4, 2, 0, size=(64, 32), max_len=8,
+                    workers=1)
+    overrides = [f"data.root={root}", "data.height=64", "data.width=32", "data.num_workers=0",
+                 "train.amp='off'", "model.backbone=tiny", "eval.batch_size=3"]
+    torch.manual_seed(0)
+    model = B.build_model(load_config(config, overrides), 2)
+    weights = tmp_path / "w.pt"
+    torch.save({k: v for k, v in model.state_dict().items() if "classifier" not in k}, weights)
+    monkeypatch.setattr(C, "compile_unavailable_reason", lambda: "test: no compiler")
+    results = {}
+    with caplog.at_level(logging.WARNING, logger=LOGGER):
+        for flag in ([], ["--compile"]):
+            out = tmp_path / f"eval{len(flag)}"
+            args = ["eval", config, *overrides, "--weights", str(weights), "--out", str(out)]
+            assert main(args + flag) == 0
+            results[len(flag)] = json.loads((out / "results.json").read_text())
+    messages = [r.getMessage() for r in caplog.records if r.name == LOGGER]
+    assert messages == ["VideoBaseline.encode_frames runs eager: test: no compiler"]
+    assert results[1]["config"]["eval"]["compile"] and not results[0]["config"]["eval"]["compile"]
+    plain, compiled = results[0]["results"]["v2v"], results[1]["results"]["v2v"]
+    assert compiled["mAP"] == pytest.approx(plain["mAP"], abs=1e-6)
+    assert compiled["cmc"][:5] == pytest.approx(plain["cmc"][:5], abs=1e-6)
