@@ -107,9 +107,11 @@ class Budget:
 
 
 # Full budget: ~40 minutes for 3 seeds x 2 runs on 2 cores is the target (issue 15). The sets
-# have 200 identities (100 in the test split: ~300 queries, one per test id and camera).
+# have 200 identities (100 in the test split: ~310 queries, one per test id and camera, ~3.1
+# cameras per id); an epoch is ceil(100 / 8) = 13 PK batches of 128 frames. 8 epochs is an
+# estimate from smoke runs on a loaded machine, not yet checked by a full run.
 BUDGETS = {
-    "full": Budget(epochs=12, steps_per_epoch=None,
+    "full": Budget(epochs=8, steps_per_epoch=None,
                    occluded=DataSpec(200, 6, 21, 24, 0.5), clean=DataSpec(200, 6, 22, 24, 0.0),
                    mechanism_tracklets=200),
     # seconds-long check of the script itself (numbers mean nothing)
