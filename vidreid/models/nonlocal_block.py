@@ -156,7 +156,7 @@ def insert_nonlocal(
             )
         inserted = {
             i: (f"nonlocal{i}", FrameNonLocal(NonLocalBlock(block_out_channels(layer[i]), **kw)))
-            for i in after
+            for i in sorted(set(after))  # network order, as the blocks run
         }
         setattr(backbone, name, insert_after_blocks(layer, inserted))
     return backbone
