@@ -86,10 +86,10 @@ def measure(model: torch.nn.Module, cfg, dataset, occluded: float, clear: float,
             max_tracklets: int | None) -> dict:
     """Attribute accuracy (model and majority baseline, per attribute) and the temporal-weight
     ratios occluded / clear per (occluded part, group), on the held-out tracklets."""
+    from vidreid.build import build_transform
     from vidreid.data.attributes import attribute_groups, load_attribute_table
     from vidreid.data.synth.ground_truth import load_tracklet_table
     from vidreid.data.video_dataset import read_frames
-    from vidreid.build import build_transform
     from vidreid.engine.config import to_container
 
     model.eval()

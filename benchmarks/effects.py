@@ -60,8 +60,8 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 # Training / evaluation entry points: the one place to change when they move (vidreid/build.py).
 from vidreid.build import build_transform  # noqa: E402
-from vidreid.engine.run import run_training  # noqa: E402
 from vidreid.engine.config import load_config  # noqa: E402
+from vidreid.engine.run import run_training  # noqa: E402
 
 log = logging.getLogger("effects")
 
