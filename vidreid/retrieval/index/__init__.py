@@ -515,6 +515,8 @@ class GalleryIndex:
     def _from_arrays(
         cls, path: Path, header: dict[str, Any], data: dict[str, np.ndarray], frames: Any
     ) -> GalleryIndex:
+        """Assemble a loaded file; any malformed field is an :class:`IndexFileError` naming
+        ``path`` (never a bare KeyError or a numpy error)."""
         try:
             index = cls(
                 int(header["dim"]),
@@ -524,38 +526,46 @@ class GalleryIndex:
                 **header.get("params", {}),
             )
             n = int(header["count"])
+            next_id = int(header["next_id"])
             vectors = np.ascontiguousarray(data["vectors"], dtype=np.float32)
+            faiss_ids = data["faiss_ids"].astype(np.int64)
+            tombstones = data["tombstones"].astype(np.int64)
             n_vectors = n if index._backend.keeps_vectors else 0
             consistent = (
                 vectors.shape == (n_vectors, index.dim)
-                and all(len(data[k]) == n for k in ("faiss_ids", "tracklet_ids", "pids", "camids"))
+                and faiss_ids.shape == (n,)
+                and tombstones.ndim == 1
+                and all(len(data[k]) == n for k in ("tracklet_ids", "pids", "camids"))
                 and isinstance(frames, list)
                 and len(frames) == n
             )
+            if not consistent:
+                raise IndexFileError(
+                    f"{path}: stored arrays disagree with the header count {n}; the file is "
+                    f"damaged: {_REBUILD}"
+                )
+            records = [
+                TrackletRecord(str(t), int(p), int(c), tuple(str(x) for x in f))
+                for t, p, c, f in zip(
+                    data["tracklet_ids"], data["pids"], data["camids"], frames, strict=True
+                )
+            ]
+        except IndexFileError:
+            raise
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexFileError(
-                f"{path} has an invalid header ({first_line(exc)}); rebuild the index"
+                f"{path} has an invalid header or arrays ({first_line(exc)}); the file is "
+                f"damaged: {_REBUILD}"
             ) from None
-        if not consistent:
-            raise IndexFileError(
-                f"{path}: stored arrays disagree with the header count {n}; the file is damaged"
-            )
         index._vectors = vectors
-        index._faiss_ids = data["faiss_ids"].astype(np.int64)
-        index._next_id = int(header["next_id"])
-        index._records = [
-            TrackletRecord(str(t), int(p), int(c), tuple(f))
-            for t, p, c, f in zip(
-                data["tracklet_ids"], data["pids"], data["camids"], frames, strict=True
-            )
-        ]
-        index._row_of = {r.tracklet_id: i for i, r in enumerate(index._records)}
+        index._faiss_ids = faiss_ids
+        index._next_id = next_id
+        index._records = records
+        index._row_of = {r.tracklet_id: i for i, r in enumerate(records)}
         if len(index._row_of) != n:
-            raise IndexFileError(f"{path}: tracklet ids repeat; the file is damaged")
+            raise IndexFileError(f"{path}: tracklet ids repeat; the file is damaged: {_REBUILD}")
         try:
-            index._backend.restore(
-                data["faiss"], vectors, index._faiss_ids, data["tombstones"].astype(np.int64)
-            )
+            index._backend.restore(data["faiss"], vectors, faiss_ids, tombstones)
         except IndexFileError as exc:
             raise IndexFileError(f"{path}: {exc}; the file is damaged: {_REBUILD}") from None
         return index
