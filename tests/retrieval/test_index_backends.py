@@ -134,13 +134,13 @@ def test_nlist_and_training_sample_follow_the_gallery_size():
     assert default_nlist(1000) == 1000 // IVF_MIN_POINTS_PER_LIST  # enough points per cell
     assert default_nlist(5) == 1
     x = _clustered(3000)
-    ivf = GalleryIndex.build(x, _records(3000), "ivf")
+    assert GalleryIndex.build(x, _records(3000), "ivf").params["nlist"] == default_nlist(3000)
+    ivf = GalleryIndex.build(x, _records(3000), "ivf", nlist=8)
     p = ivf.info()["params"]
-    assert p["nlist"] == default_nlist(3000)
-    assert p["train_size"] == IVF_TRAIN_POINTS_PER_LIST * p["nlist"] < 3000  # a sample
+    assert p["train_size"] == IVF_TRAIN_POINTS_PER_LIST * 8 < 3000  # trained on a sample
     # the same seed gives the same cells, another seed other cells
-    again = GalleryIndex.build(x, _records(3000), "ivf")
-    other = GalleryIndex.build(x, _records(3000), "ivf", seed=1)
+    again = GalleryIndex.build(x, _records(3000), "ivf", nlist=8)
+    other = GalleryIndex.build(x, _records(3000), "ivf", nlist=8, seed=1)
     centroids = [i._backend.faiss.quantizer.reconstruct_n(0, p["nlist"]) for i in (ivf, again, other)]
     np.testing.assert_array_equal(centroids[0], centroids[1])
     assert not np.array_equal(centroids[0], centroids[2])
