@@ -144,3 +144,28 @@ def test_nlist_and_training_sample_follow_the_gallery_size():
     centroids = [i._backend.faiss.quantizer.reconstruct_n(0, p["nlist"]) for i in (ivf, again, other)]
     np.testing.assert_array_equal(centroids[0], centroids[1])
     assert not np.array_equal(centroids[0], centroids[2])
+
+
+def test_ivfpq_refine_reranks_exactly_from_the_kept_vectors(tmp_path):
+    """With refine, the answer is the exact top-k of the PQ candidates (true distances)."""
+    x, q = _clustered(2000), _clustered(50, seed=1)
+    recs = _records(2000)
+    exact_index = GalleryIndex.build(x, recs)
+    exact = _ids(exact_index.search(q, 10))
+    coarse = GalleryIndex.build(x, recs, "ivfpq", pq_m=4, nprobe=10_000)
+    refined = GalleryIndex.build(x, recs, "ivfpq", pq_m=4, nprobe=10_000, refine=20)
+    assert refined.vectors().shape == (2000, DIM)  # the float copy is kept for re-ranking
+    hits = refined.search(q, 10)
+    assert _recall(_ids(hits), exact) > _recall(_ids(coarse.search(q, 10)), exact)
+    # distances are exact: equal to the flat index's for the same tracklet
+    d_exact = np.linalg.norm(q[:, None, :] - x[None, :, :], axis=-1)
+    for qi, row in enumerate(hits):
+        got = [h.distance for h in row]
+        want = [d_exact[qi, int(h.tracklet_id[1:])] for h in row]
+        np.testing.assert_allclose(got, want, rtol=1e-4)
+        assert got == sorted(got)
+    refined.remove(["t0"])
+    path = refined.save(tmp_path / "r.index")
+    loaded = GalleryIndex.load(path)
+    assert _ids(loaded.search(q, 10)) == _ids(refined.search(q, 10))
+    assert "t0" not in {t for row in _ids(loaded.search(x[:1], 10)) for t in row}

@@ -24,6 +24,7 @@ from vidreid.retrieval.index import (
     INDEX_BACKENDS,
     IVF_DEFAULT_NPROBE,
     IVF_MAX_NLIST,
+    IVFPQ_MAX_NLIST,
     METRICS,
     GalleryIndex,
     SearchHit,
@@ -84,6 +85,7 @@ def _build_params(args: argparse.Namespace) -> dict[str, Any]:
         "ef_search": "ef_search",
         "pq_m": "pq_m",
         "pq_nbits": "pq_nbits",
+        "refine": "refine",
     }
     return {k: getattr(args, v) for k, v in names.items() if getattr(args, v) is not None}
 
@@ -224,11 +226,14 @@ def register(subparsers: Any) -> None:
                    help="flat = exact (default); ivf, hnsw approximate; ivfpq compressed")
     p.add_argument("--metric", choices=METRICS, default="euclidean")
     p.add_argument("--nlist", type=int,
-                   help=f"ivf/ivfpq: cells (default ~4*sqrt(N), at most {IVF_MAX_NLIST})")
+                   help=f"ivf/ivfpq: cells (default ~4*sqrt(N), at most {IVF_MAX_NLIST} / "
+                   f"{IVFPQ_MAX_NLIST})")
     p.add_argument("--nprobe", type=int,
                    help=f"ivf/ivfpq: cells scanned per query (default {IVF_DEFAULT_NPROBE})")
     p.add_argument("--pq-m", type=int, help="ivfpq: sub-quantisers, divides the dim (default D/8)")
     p.add_argument("--pq-nbits", type=int, help="ivfpq: bits per sub-quantiser code (default 8)")
+    p.add_argument("--refine", type=int, help="ivfpq: keep the float vectors and re-rank "
+                   "REFINE*k PQ hits exactly (default 0: off, least memory)")
     p.add_argument("--hnsw-m", type=int, help=f"hnsw: links per node (default {HNSW_DEFAULT_M})")
     p.add_argument("--ef-c", type=int,
                    help=f"hnsw: efConstruction (default {HNSW_DEFAULT_EF_CONSTRUCTION})")

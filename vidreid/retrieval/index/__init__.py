@@ -8,7 +8,8 @@ Kinds (``kind=``) are backends in :data:`INDEX_BACKENDS` (``base.py``), one modu
   of the vectors of its first :meth:`GalleryIndex.add`;
 - ``"ivfpq"`` (``ivf.py``): IVF with product-quantised codes (``IndexIVFPQ``), ~32x less
   memory than float vectors and no float copy kept: for galleries that do not fit in memory;
-  approximate distances;
+  approximate distances. With ``refine=R`` it keeps the float copy after all and re-ranks
+  the R*k best PQ hits by their exact distance: fast scans of small codes, exact top-k;
 - ``"hnsw"`` (``hnsw.py``): graph search (``IndexHNSWFlat``, ``M`` links per node,
   ``ef_search`` beam width); approximate, fastest queries, slowest to build; removal leaves
   tombstones until the graph is rebuilt (see ``hnsw.py``).
@@ -19,7 +20,7 @@ square root. ``"cosine"`` L2-normalises gallery and queries, searches by inner p
 reports the cosine distance ``1 - cos(q, g)`` in ``[0, 2]``.
 
 Each tracklet has a stable int64 FAISS id, given by :class:`GalleryIndex` and held by the
-backend. Except for ``ivfpq``, the index keeps its gallery vectors (normalised for cosine)
+backend. Except for ``ivfpq`` without ``refine``, the index keeps its gallery vectors (normalised for cosine)
 next to the FAISS index, so it can always be rebuilt; this costs one extra copy of the vectors
 in memory and on disk (``N * D * 4`` bytes: 2 GB for 1M x 512). A flat index is saved as its
 vectors only and rebuilt on load (adding to a flat index is a copy).
@@ -63,6 +64,7 @@ from vidreid.retrieval.index.ivf import (
     IVF_MIN_POINTS_PER_LIST,
     IVF_NLIST_PER_SQRT_N,
     IVF_TRAIN_POINTS_PER_LIST,
+    IVFPQ_MAX_NLIST,
 )
 from vidreid.retrieval.index.lock import (
     DEFAULT_LOCK_TIMEOUT_S,
@@ -84,6 +86,7 @@ __all__ = [
     "IVF_MIN_POINTS_PER_LIST",
     "IVF_NLIST_PER_SQRT_N",
     "IVF_TRAIN_POINTS_PER_LIST",
+    "IVFPQ_MAX_NLIST",
     "KINDS",
     "METRICS",
     "GalleryIndex",
@@ -113,6 +116,7 @@ _FILE_KEYS = (
     "frames",
     "faiss",
 )
+_RERANK_CHUNK = 64  # queries re-ranked at once ([64, candidates, D] floats in memory)
 _REBUILD = "restore it or rebuild it with `vidreid index build`"
 
 
@@ -221,7 +225,8 @@ class GalleryIndex:
         """Index ``features`` ``[N, D]`` with one metadata record per row.
 
         ``params``: ivf/ivfpq ``nlist`` (default ~4*sqrt(N), capped), ``nprobe`` (16),
-        ``train_size`` (64*nlist), ``seed`` (0), ivfpq also ``pq_m`` (D/8), ``pq_nbits`` (8);
+        ``train_size`` (64*nlist), ``seed`` (0), ivfpq also ``pq_m`` (D/8), ``pq_nbits`` (8),
+        ``refine`` (0; R > 0 keeps the float vectors and re-ranks R*k PQ hits exactly);
         hnsw ``M`` (32), ``ef_construction`` (40), ``ef_search`` (128). See the backends.
         """
         feats = np.asarray(features)
@@ -396,9 +401,11 @@ class GalleryIndex:
         q = self._prepare(queries, "queries")
         if not len(self):
             return [[] for _ in range(len(q))]
-        dist, fids = self._backend.search(
-            q, min(int(k), len(self)), nprobe=nprobe, ef_search=ef_search
-        )
+        k = min(int(k), len(self))
+        fetch = min(self._backend.candidates(k), len(self))
+        dist, fids = self._backend.search(q, fetch, nprobe=nprobe, ef_search=ef_search)
+        if fetch > k:
+            dist, fids = self._rerank(q, fids, k)
         if self.metric == "euclidean":
             dist = np.sqrt(np.maximum(dist, 0.0))  # FAISS L2 returns squared distances
         else:
@@ -414,6 +421,29 @@ class GalleryIndex:
                 hits.append(SearchHit(r.tracklet_id, r.pid, r.camid, float(d), r.frames))
             out.append(hits)
         return out
+
+    def _rerank(self, q: np.ndarray, fids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` of the candidate ids ``fids`` ``[Q, C]`` from the stored float
+        vectors, as FAISS scores (squared L2, or inner product for cosine; ids -1 padded)."""
+        dist = np.empty((len(q), k), np.float32)
+        out = np.empty((len(q), k), np.int64)
+        for s in range(0, len(q), _RERANK_CHUNK):
+            f = fids[s : s + _RERANK_CHUNK]
+            valid = f >= 0
+            rows = np.searchsorted(self._faiss_ids, np.where(valid, f, 0))
+            cand = self._vectors[rows]  # [c, C, D]
+            if self.metric == "euclidean":
+                score = ((cand - q[s : s + _RERANK_CHUNK, None, :]) ** 2).sum(-1)
+            else:  # larger inner product = nearer: sort its negation
+                score = -np.einsum("ncd,nd->nc", cand, q[s : s + _RERANK_CHUNK])
+            score = np.where(valid, score, np.inf)
+            order = np.argsort(score, axis=1, kind="stable")[:, :k]
+            best = np.take_along_axis(score, order, 1)
+            dist[s : s + _RERANK_CHUNK] = best if self.metric == "euclidean" else -best
+            out[s : s + _RERANK_CHUNK] = np.where(
+                np.isfinite(best), np.take_along_axis(f, order, 1), -1
+            )
+        return dist, out
 
     def _row_of_fid(self, fids: np.ndarray) -> dict[int, int]:
         """Rows of the FAISS ids in ``fids`` (``_faiss_ids`` is sorted ascending)."""

@@ -49,15 +49,15 @@ class IndexBackend(ABC):
     """One kind of FAISS index: train, add, remove, search, (de)serialise.
 
     ``param_names`` names the parameters stored with the index (construction and default
-    search settings); ``search_param_names`` the ones a single search may override. ``keeps_vectors``:
-    whether :class:`~vidreid.retrieval.index.GalleryIndex` keeps a float32 copy of the
-    gallery next to this backend (needed to rebuild; IVF-PQ drops it to save memory).
+    search settings); ``search_param_names`` the ones a single search may override;
+    :attr:`keeps_vectors` whether :class:`~vidreid.retrieval.index.GalleryIndex` keeps a
+    float32 copy of the gallery next to this backend (needed to rebuild and to re-rank;
+    IVF-PQ drops it to save memory).
     """
 
     kind: ClassVar[str] = ""
     param_names: ClassVar[tuple[str, ...]] = ()
     search_param_names: ClassVar[tuple[str, ...]] = ()
-    keeps_vectors: ClassVar[bool] = True
 
     def __init__(self, dim: int, metric: str, params: dict[str, Any]) -> None:
         unknown = sorted(set(params) - set(self.param_names))
@@ -68,6 +68,16 @@ class IndexBackend(ABC):
         self.metric = metric
         self.params: dict[str, Any] = dict(params)
         self.faiss: Any = None  # the FAISS index; None while untrained
+
+    @property
+    def keeps_vectors(self) -> bool:
+        """Whether the gallery index keeps a float32 copy of the vectors beside this one."""
+        return True
+
+    def candidates(self, k: int) -> int:
+        """How many hits to fetch for a top-``k`` answer (more: re-ranked exactly by the
+        gallery index from its float copy; see ``ivfpq``'s ``refine``)."""
+        return k
 
     # -- lifecycle -------------------------------------------------------------------------
     @property

@@ -5,27 +5,31 @@ Both split the space into ``nlist`` k-means cells and scan ``nprobe`` of them pe
 computes exact distances inside them. ``ivfpq`` (``IndexIVFPQ``) stores each vector's
 residual to its cell centre as a product-quantisation code of ``pq_m`` sub-vectors of
 ``pq_nbits`` bits (``pq_m * pq_nbits / 8`` bytes: 64 for the default at 512-d, 32x less than
-float32), and the gallery index keeps no float copy: the kind for galleries that do not fit in
-memory. Its distances are PQ approximations, so its recall against exact search is lower.
+float32). By default the gallery index keeps no float copy beside it: the kind for galleries
+that do not fit in memory, with PQ-approximate distances and so a lower recall. With
+``refine=R`` (R > 0) the float copy is kept after all and the R*k best PQ hits are re-ranked
+by their exact distance: a query then reads small codes (memory bandwidth, not arithmetic,
+bounds a scan on a shared machine) and still returns the exact top-k of its candidates.
 
 Scaling choices (build time and memory grow with them; see ``benchmarks/bench_index.py``):
 
 - ``nlist`` (cells) from the gallery size N of the first add: ``IVF_NLIST_PER_SQRT_N *
-  sqrt(N)`` (the FAISS guideline of 4 * sqrt(N)), at most ``IVF_MAX_NLIST`` and at least
-  ``IVF_MIN_POINTS_PER_LIST`` training points per cell. The cap is ours: adding N vectors
-  costs N * nlist distance computations and k-means nlist^2 * points-per-cell, so at 1M the
-  guideline's 4000 cells took 488 s to build on 2 cores (issue 18) where 1024 cells build in
-  well under the 2-minute goal. Past ~1M vectors the cells grow and a query scans
-  nprobe * N / nlist vectors.
-- Training sample: the coarse k-means trains on ``train_size`` = ``IVF_TRAIN_POINTS_PER_LIST``
-  (64) points per cell drawn with ``seed``; PQ codebooks train on ``PQ_TRAIN_POINTS`` of
-  them. FAISS's own k-means limits, which these stay within: ``ClusteringParameters``
-  ``min_points_per_centroid = 39`` (fewer: it warns and the cells are poor) and
-  ``max_points_per_centroid = 256`` (more: it subsamples itself), 10 k-means iterations for
-  the IVF cells and 25 for each PQ codebook (FAISS defaults). So at most 256 * nlist points
-  train the cells and 256 * 2^pq_nbits (65,536) each codebook, whatever N is; ``ivfpq``'s
-  default ``train_size`` is therefore max(64 * nlist, 256 * 2^pq_nbits). Small galleries get
-  fewer PQ bits (``default_pq_nbits``) so each codebook centroid keeps 39 training points.
+  sqrt(N)`` (the FAISS guideline of 4 * sqrt(N)), at most ``IVF_MAX_NLIST`` (``ivf``) or
+  ``IVFPQ_MAX_NLIST`` (``ivfpq``), and at least ``IVF_MIN_POINTS_PER_LIST`` training points
+  per cell. The caps are ours: adding N vectors costs N * nlist distance computations and
+  k-means about nlist^2 * points-per-cell * iterations, so at 1M the guideline's 4000 cells
+  took 488 s to build on 2 cores (issue 18). ``ivf`` scans float vectors and needs small
+  cells for fast queries, so it keeps more cells (1024); ``ivfpq`` scans 32x smaller codes,
+  so fewer, larger cells (256) cost little at query time and cut its build 4x. Past the cap
+  the cells grow with N and a query scans about nprobe * N / nlist vectors.
+- Training sample: ``train_size`` points drawn with ``seed``: ``IVF_TRAIN_POINTS_PER_LIST``
+  (64) per cell, for ``ivfpq`` at least 64 per PQ centroid (64 * 2^pq_nbits = 16,384), which
+  also train the PQ codebooks. FAISS's own k-means limits (``ClusteringParameters``), which
+  these stay within: ``min_points_per_centroid = 39`` (fewer: it warns and the cells are
+  poor) and ``max_points_per_centroid = 256`` (more: it subsamples itself); 10 k-means
+  iterations for the IVF cells and 25 for each PQ codebook (FAISS defaults). So the training
+  cost is fixed by nlist and pq_nbits, whatever N is. Small galleries get fewer PQ bits
+  (``default_pq_nbits``) so each codebook centroid keeps 39 training points.
 
 Ids: IVF stores our int64 ids in its inverted lists itself. (Wrapping it in IndexIDMap2 would
 be wrong: IndexIDMap.remove_ids assumes the inner index renumbers the remaining vectors, as
@@ -50,14 +54,14 @@ IVF_DEFAULT_NPROBE = 16
 PQ_DEFAULT_BYTES_PER_DIM = 1 / 8  # pq_m = D / 8 sub-quantisers of 8 bits: 64 B at D=512
 PQ_DEFAULT_NBITS = 8
 PQ_MAX_NBITS = 16
-# FAISS trains each PQ codebook (2^nbits centroids) on at most 256 points per centroid.
-FAISS_MAX_POINTS_PER_CENTROID = 256
+# ivfpq: fewer, larger cells than ivf (build cost; see the module doc).
+IVFPQ_MAX_NLIST = 256
 
 
-def default_nlist(n: int) -> int:
+def default_nlist(n: int, max_nlist: int = IVF_MAX_NLIST) -> int:
     """Cells for a gallery of ``n`` vectors (see the module doc)."""
     by_rule = round(IVF_NLIST_PER_SQRT_N * math.sqrt(n))
-    return max(1, min(by_rule, IVF_MAX_NLIST, n // IVF_MIN_POINTS_PER_LIST))
+    return max(1, min(by_rule, max_nlist, n // IVF_MIN_POINTS_PER_LIST))
 
 
 def default_pq_nbits(n: int) -> int:
@@ -74,10 +78,11 @@ class IVFBackend(IndexBackend):
     kind = "ivf"
     param_names: tuple[str, ...] = ("nlist", "nprobe", "train_size", "seed")
     search_param_names = ("nprobe",)
+    max_nlist = IVF_MAX_NLIST
 
     def _resolve_params(self, n_train: int) -> None:
         p = self.params
-        p["nlist"] = int(p.get("nlist", default_nlist(n_train)))
+        p["nlist"] = int(p.get("nlist", default_nlist(n_train, self.max_nlist)))
         if not 1 <= p["nlist"] <= n_train:
             raise ValueError(f"{self.kind} nlist={p['nlist']} must be in [1, {n_train}] "
                              "(gallery size)")
@@ -119,8 +124,21 @@ class IVFPQBackend(IVFBackend):
     """
 
     kind = "ivfpq"
-    param_names = (*IVFBackend.param_names, "pq_m", "pq_nbits")
-    keeps_vectors = False
+    param_names = (*IVFBackend.param_names, "pq_m", "pq_nbits", "refine")
+    max_nlist = IVFPQ_MAX_NLIST
+
+    def __init__(self, dim: int, metric: str, params: dict[str, Any]) -> None:
+        super().__init__(dim, metric, params)
+        self.params["refine"] = int(self.params.get("refine", 0))
+        if self.params["refine"] < 0:
+            raise ValueError(f"ivfpq refine={self.params['refine']} must be >= 0 (0 = off)")
+
+    @property
+    def keeps_vectors(self) -> bool:
+        return self.params["refine"] > 0
+
+    def candidates(self, k: int) -> int:
+        return k * self.params["refine"] if self.params["refine"] else k
 
     def _resolve_params(self, n_train: int) -> None:
         train_size_given = "train_size" in self.params
@@ -137,8 +155,8 @@ class IVFPQBackend(IVFBackend):
                 f"ivfpq with pq_nbits={p['pq_nbits']} trains {2 ** p['pq_nbits']} centroids per "
                 f"codebook: give at least that many vectors (got {n_train}) or a smaller pq_nbits"
             )
-        if not train_size_given:  # the PQ codebooks want more points than the cells
-            pq_points = FAISS_MAX_POINTS_PER_CENTROID * 2 ** p["pq_nbits"]
+        if not train_size_given:  # the PQ codebooks may want more points than the cells
+            pq_points = IVF_TRAIN_POINTS_PER_LIST * 2 ** p["pq_nbits"]
             p["train_size"] = max(p["train_size"], pq_points)
 
     def _new_index(self, quantizer: Any) -> Any:
