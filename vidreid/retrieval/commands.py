@@ -24,6 +24,7 @@ from vidreid.retrieval.index import (
     INDEX_BACKENDS,
     IVF_DEFAULT_NPROBE,
     IVF_MAX_NLIST,
+    IVFPQ_DEFAULT_NPROBE,
     IVFPQ_MAX_NLIST,
     METRICS,
     GalleryIndex,
@@ -229,7 +230,8 @@ def register(subparsers: Any) -> None:
                    help=f"ivf/ivfpq: cells (default ~4*sqrt(N), at most {IVF_MAX_NLIST} / "
                    f"{IVFPQ_MAX_NLIST})")
     p.add_argument("--nprobe", type=int,
-                   help=f"ivf/ivfpq: cells scanned per query (default {IVF_DEFAULT_NPROBE})")
+                   help=f"ivf/ivfpq: cells scanned per query (default {IVF_DEFAULT_NPROBE} / "
+                   f"{IVFPQ_DEFAULT_NPROBE})")
     p.add_argument("--pq-m", type=int, help="ivfpq: sub-quantisers, divides the dim (default D/8)")
     p.add_argument("--pq-nbits", type=int, help="ivfpq: bits per sub-quantiser code (default 8)")
     p.add_argument("--refine", type=int, help="ivfpq: keep the float vectors and re-rank "

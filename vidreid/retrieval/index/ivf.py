@@ -50,7 +50,8 @@ IVF_NLIST_PER_SQRT_N = 4
 IVF_MAX_NLIST = 1024
 IVF_MIN_POINTS_PER_LIST = 39  # FAISS ClusteringParameters.min_points_per_centroid
 IVF_TRAIN_POINTS_PER_LIST = 64  # within FAISS's [39, 256] points per centroid
-IVF_DEFAULT_NPROBE = 16
+IVF_DEFAULT_NPROBE = 32  # ivf: recall@10 >= 0.95 at 100k (benchmarks/bench_index.py)
+IVFPQ_DEFAULT_NPROBE = 16  # ivfpq: 16 of its 256 larger cells scan as many vectors
 PQ_DEFAULT_BYTES_PER_DIM = 1 / 8  # pq_m = D / 8 sub-quantisers of 8 bits: 64 B at D=512
 PQ_DEFAULT_NBITS = 8
 PQ_MAX_NBITS = 16
@@ -79,6 +80,7 @@ class IVFBackend(IndexBackend):
     param_names: tuple[str, ...] = ("nlist", "nprobe", "train_size", "seed")
     search_param_names = ("nprobe",)
     max_nlist = IVF_MAX_NLIST
+    default_nprobe = IVF_DEFAULT_NPROBE
 
     def _resolve_params(self, n_train: int) -> None:
         p = self.params
@@ -86,7 +88,7 @@ class IVFBackend(IndexBackend):
         if not 1 <= p["nlist"] <= n_train:
             raise ValueError(f"{self.kind} nlist={p['nlist']} must be in [1, {n_train}] "
                              "(gallery size)")
-        p["nprobe"] = int(p.get("nprobe", min(IVF_DEFAULT_NPROBE, p["nlist"])))
+        p["nprobe"] = int(p.get("nprobe", min(self.default_nprobe, p["nlist"])))
         p["train_size"] = int(p.get("train_size", IVF_TRAIN_POINTS_PER_LIST * p["nlist"]))
         p["seed"] = int(p.get("seed", 0))
 
@@ -126,6 +128,7 @@ class IVFPQBackend(IVFBackend):
     kind = "ivfpq"
     param_names = (*IVFBackend.param_names, "pq_m", "pq_nbits", "refine")
     max_nlist = IVFPQ_MAX_NLIST
+    default_nprobe = IVFPQ_DEFAULT_NPROBE
 
     def __init__(self, dim: int, metric: str, params: dict[str, Any]) -> None:
         super().__init__(dim, metric, params)
