@@ -198,8 +198,8 @@ def run_size(n: int, args: argparse.Namespace) -> list[Row]:
             if "flat" not in args.kinds:
                 continue
         for label, bms, sms, rec, _ in results:
-            rows.append(Row(n, f"{KIND_OF.get(kind, kind)} ({config})" if config else kind, label, build_s,
-                            faiss_mb, kept_mb, peak, bms, sms, rec))
+            name = f"{KIND_OF.get(kind, kind)} ({config})" if config else kind
+            rows.append(Row(n, name, label, build_s, faiss_mb, kept_mb, peak, bms, sms, rec))
         print_rows(rows[-len(results):], header=len(rows) == len(results))
     return rows
 

@@ -182,3 +182,15 @@ def test_corrupt_index_is_a_one_line_error_naming_it(tmp_path):
         line = _one_line(err.getvalue())
         assert line.startswith("vidreid: error: ") and str(index) in line, line
         assert index.read_bytes() == damaged  # a reader never rewrites the file
+
+
+def test_editing_a_missing_index_leaves_no_lock_file(tmp_path):
+    more = _feats(tmp_path / "more", ["m0"], seed=9)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert cli.main(["index", "add", str(tmp_path / "none.index"), str(more)]) == 2
+    assert "none.index does not exist" in _one_line(err.getvalue())
+    assert not list(tmp_path.glob("*.lock"))
+    with contextlib.redirect_stderr(err), pytest.raises(FileNotFoundError, match="folder"):
+        with index_write_lock(tmp_path / "no" / "such.index"):
+            pass

@@ -353,6 +353,8 @@ class GalleryIndex:
         editors run one after the other, each on the file the previous one saved; nothing is
         saved if the block raises.
         """
+        if not Path(path).is_file():  # no lock file beside an index that does not exist
+            raise FileNotFoundError(f"gallery index {path} does not exist; build it first")
         with index_write_lock(path, lock_timeout):
             index = cls.load(path)
             yield index

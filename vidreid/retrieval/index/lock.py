@@ -56,6 +56,9 @@ def index_write_lock(
     time, and ``ValueError`` when the lock file cannot be created.
     """
     path = lock_path(index_path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"folder {folder} for the index file does not exist")
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
