@@ -226,7 +226,7 @@ class GalleryIndex:
     ) -> GalleryIndex:
         """Index ``features`` ``[N, D]`` with one metadata record per row.
 
-        ``params``: ivf/ivfpq ``nlist`` (default ~4*sqrt(N), capped), ``nprobe`` (32 / 16),
+        ``params``: ivf/ivfpq ``nlist`` (default ~4*sqrt(N), capped), ``nprobe`` (32),
         ``train_size`` (64*nlist), ``seed`` (0), ivfpq also ``pq_m`` (D/8), ``pq_nbits`` (8),
         ``refine`` (0; R > 0 keeps the float vectors and re-ranks R*k PQ hits exactly);
         hnsw ``M`` (32), ``ef_construction`` (40), ``ef_search`` (128). See the backends.
