@@ -20,7 +20,8 @@ Scaling choices (build time and memory grow with them; see ``benchmarks/bench_in
   k-means about nlist^2 * points-per-cell * iterations, so at 1M the guideline's 4000 cells
   took 488 s to build on 2 cores (issue 18). ``ivf`` scans float vectors and needs small
   cells for fast queries, so it keeps more cells (1024); ``ivfpq`` scans 32x smaller codes,
-  so fewer, larger cells (256) cost little at query time and cut its build 4x. Past the cap
+  so fewer, larger cells (256) cost less at query time and shorten its build (1M x 512 on
+  2 shared cores under load 15-20: ivfpq 111-122 s, ivf 193 s). Past the cap
   the cells grow with N and a query scans about nprobe * N / nlist vectors.
 - Training sample: ``train_size`` points drawn with ``seed``: ``IVF_TRAIN_POINTS_PER_LIST``
   (64) per cell, for ``ivfpq`` at least 64 per PQ centroid (64 * 2^pq_nbits = 16,384), which
@@ -50,8 +51,11 @@ IVF_NLIST_PER_SQRT_N = 4
 IVF_MAX_NLIST = 1024
 IVF_MIN_POINTS_PER_LIST = 39  # FAISS ClusteringParameters.min_points_per_centroid
 IVF_TRAIN_POINTS_PER_LIST = 64  # within FAISS's [39, 256] points per centroid
-IVF_DEFAULT_NPROBE = 32  # ivf: recall@10 >= 0.95 at 100k (benchmarks/bench_index.py)
-IVFPQ_DEFAULT_NPROBE = 32  # ivfpq (refine=10): recall@10 0.95 at 100k, 0.86 at nprobe=16
+# Default cells scanned. benchmarks/bench_index.py (recall@10 vs exact): ivf nprobe=32 gave
+# 0.965 at 100k but 0.709 at 1M (0.852 at 64), so large galleries want a larger nprobe.
+IVF_DEFAULT_NPROBE = 32
+# ivfpq with refine=10: 0.950 at 100k, 0.866 at 1M; at nprobe=16, 0.859 and 0.703.
+IVFPQ_DEFAULT_NPROBE = 32
 PQ_DEFAULT_BYTES_PER_DIM = 1 / 8  # pq_m = D / 8 sub-quantisers of 8 bits: 64 B at D=512
 PQ_DEFAULT_NBITS = 8
 PQ_MAX_NBITS = 16
