@@ -213,6 +213,17 @@ def _video_key(video: str) -> dict[str, Any]:
     return {"video": os.path.abspath(video), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def ingest_root(frame: str | os.PathLike[str]) -> str | None:
+    """The ingest output folder a crop path belongs to (``DIR/<split>/<pid>/<tracklet>/
+    <frame>.jpg`` with ``DIR/manifest.csv`` and ``DIR/ingest.json``), or ``None``."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(os.fspath(frame))))))
+    if (os.path.isfile(os.path.join(root, MANIFEST_NAME))
+            and os.path.isfile(os.path.join(root, SUMMARY_NAME))):
+        return root
+    return None
+
+
 def read_manifest(out: str | os.PathLike[str]) -> list[CropRecord]:
     """The crop records of an ingest output folder (``DIR/manifest.csv``), in file order."""
     path = os.path.join(os.fspath(out), MANIFEST_NAME)
