@@ -19,6 +19,9 @@ cuts) and prints, as JSON lines:
 Writes ``OUT/sheets/<pid>_<cam>_<no>.png``: a contact sheet per tracklet (sampled crops in
 a grid, frame numbers underneath), to look at every tracklet; ``OUT/sheets/index.png`` puts
 a few crops of every tracklet on one image. ``--draw`` also writes the video with boxes.
+``--existing DIR`` skips the runs and reports on a finished ``vidreid ingest`` output (its
+``ingest.json`` holds the stage timings), e.g. one made with the CLI's defaults:
+``vidreid ingest vtest.avi --camera 0 --out DIR --draw DIR.mp4``.
 """
 
 from __future__ import annotations
@@ -127,6 +130,38 @@ def appearance_stats(out: Path, encoder) -> dict:
             "pairs": len(between)}
 
 
+def stage_report(summary: dict) -> dict:
+    """Per-stage wall/CPU seconds and frames/s from an ``ingest.json``."""
+    n = summary["frames_decoded"]
+    wall, cpu = summary["stage_seconds"], summary["stage_cpu_seconds"]
+    total_wall, total_cpu = sum(wall.values()), sum(cpu.values())
+    return {"frames": n, "stages": {k: {"wall_s": round(v, 2), "cpu_s": round(cpu[k], 2),
+                                        "frames_per_s_wall": round(n / v, 1) if v else None}
+                                    for k, v in wall.items()},
+            "sum_of_stages_wall_s": round(total_wall, 2),
+            "sum_of_stages_cpu_s": round(total_cpu, 2),
+            "frames_per_s_wall": round(n / total_wall, 2),
+            "frames_per_s_if_2_cores_were_ours": round(n / total_cpu * 2, 2)}
+
+
+def report_existing(src: Path, out: Path, args: argparse.Namespace) -> int:
+    summary = json.loads((src / "ingest.json").read_text())
+    print("stages: " + json.dumps({**stage_report(summary), "load_now": load()}))
+    lengths = np.asarray(summary["tracklet_lengths"])
+    print("tracklets: " + json.dumps({
+        "detections": summary["detections"], "tracks": summary["tracks"],
+        "tracklets": summary["tracklets"], "crops": summary["crops"],
+        "length_min_q1_median_q3_max": [
+            int(lengths.min()), *(float(np.percentile(lengths, q)) for q in (25, 50, 75)),
+            int(lengths.max())]}), flush=True)
+    names = contact_sheets(src, out / "sheets")
+    print(f"contact sheets: {len(names)} in {out / 'sheets'}")
+    if not args.no_appearance_stats:
+        encoder, _ = imagenet_encoder()
+        print("appearance: " + json.dumps(appearance_stats(src, encoder)))
+    return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--video", default=str(ROOT.parent / "shared" / "data" / "vtest.avi"))
@@ -137,7 +172,10 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=4, help="frames per detector call")
     p.add_argument("--draw", action="store_true", help="also write OUT/drawn.mp4")
     p.add_argument("--no-appearance-stats", action="store_true")
+    p.add_argument("--existing", help="report on this finished ingest output instead")
     args = p.parse_args()
+    if args.existing:
+        return report_existing(Path(args.existing), Path(args.out), args)
 
     import cv2
     import torch

@@ -299,7 +299,7 @@ class SSDLiteNet(nn.Module):
 def ssd_anchors(sizes: list[tuple[int, int]], height: int, width: int) -> np.ndarray:
     """OD API multiple-grid anchors ``[A, 4]`` (yc, xc, h, w), normalised, for these maps."""
     n = len(sizes)
-    scales = [MIN_SCALE + (MAX_SCALE - MIN_SCALE) * k / (n - 1) for k in range(n)] + [1.0]
+    scales = [MIN_SCALE + (MAX_SCALE - MIN_SCALE) * k / max(n - 1, 1) for k in range(n)] + [1.0]
     short = min(height, width)
     base_h, base_w = short / height, short / width
     out = []
