@@ -1,8 +1,12 @@
 """``vidreid ingest``: from a video file to re-ID tracklets in the ``folder`` layout.
 
-Pipeline: decode (OpenCV) -> detect people (:mod:`vidreid.retrieval.detect`) on every
-``every``-th frame -> track (:mod:`vidreid.retrieval.track`) -> cut tracks into tracklets
-(:func:`~vidreid.retrieval.track.cut_tracklets`) -> decode again and write the crops.
+Pipeline: decode (OpenCV) -> detect people (:mod:`vidreid.retrieval.detect`; default the
+``ssdlite`` CNN on frame + tiles, in batches of frames) on every ``every``-th frame ->
+embed each box (the tracker's appearance encoder, if any) -> track
+(:mod:`vidreid.retrieval.track`; ``reid`` with appearance, else ``sort``) -> cut tracks into
+tracklets (:func:`~vidreid.retrieval.track.cut_tracklets`: gaps, appearance jumps, boxes too
+wide for one person) -> decode again and write the crops (and, with ``draw``, the video
+with boxes and track ids). ``start`` / ``max_frames`` take a piece of the video.
 
 Output ``DIR`` (loads with ``build_dataset("folder", DIR)``)::
 
