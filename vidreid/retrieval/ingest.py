@@ -219,9 +219,12 @@ def _video_key(video: str) -> dict[str, Any]:
     return {"video": os.path.abspath(video), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def ingest_root(frame: str | os.PathLike[str]) -> str | None:
+def ingest_root(frame: Any) -> str | None:
     """The ingest output folder a crop path belongs to (``DIR/<split>/<pid>/<tracklet>/
-    <frame>.jpg`` with ``DIR/manifest.csv`` and ``DIR/ingest.json``), or ``None``."""
+    <frame>.jpg`` with ``DIR/manifest.csv`` and ``DIR/ingest.json``), or ``None`` (also for
+    a frame that is not a path, e.g. a decoded video frame)."""
+    if not isinstance(frame, (str, os.PathLike)):
+        return None
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(os.fspath(frame))))))
     if (os.path.isfile(os.path.join(root, MANIFEST_NAME))
