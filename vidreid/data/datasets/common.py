@@ -160,7 +160,8 @@ def load_mat_var(path: str, var: str, what: str) -> np.ndarray:
     require_file(path, what)
     try:
         data = loadmat(path, variable_names=[var])
-    except (MatReadError, ValueError, TypeError, OSError, NotImplementedError) as exc:
+    except (MatReadError, ValueError, TypeError, OSError, NotImplementedError, IndexError,
+                EOFError) as exc:  # scipy fails on garbage with any of these
         raise DatasetError(
             f"cannot read {path} as a MATLAB v5 file ({exc}); expected {what}"
         ) from None
