@@ -53,7 +53,8 @@ def finish(proc: subprocess.Popen, timeout: float = TIMEOUT_S) -> Result:
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
-        raise AssertionError(f"vidreid did not exit within {timeout} s (hang); stderr:\n{err}")
+        raise AssertionError(
+            f"vidreid did not exit within {timeout} s (hang); stderr:\n{err}") from None
     return Result(proc.returncode, out, err)
 
 
