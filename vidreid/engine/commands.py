@@ -46,6 +46,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(path, overrides)
     if args.dry_run:
+        B.validate(cfg)  # what training would refuse, the dry run refuses too
         print("\n".join(B.describe_recipe(cfg)))
         return 0
     try:
