@@ -79,10 +79,20 @@ def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
                       os.fspath(path)) from exc
 
 
-def _is_write_failure(exc: RuntimeError) -> bool:
-    """Whether ``exc`` is torch's zip writer failing to write (not a bug elsewhere)."""
-    text = str(exc)
-    return "inline_container" in text or "PytorchStreamWriter" in text or "file write failed" in text
+#: Texts of torch's zip writer failing to write: the enforce in ``inline_container.cc`` and
+#: the C++ stream error it may report first (seen under a file size limit).
+WRITE_FAILURE_MARKERS = ("inline_container", "PytorchStreamWriter", "file write failed",
+                         "basic_ios::clear")
+
+
+def _is_write_failure(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or the error it was raised while handling) is torch's zip writer
+    failing to write, not a bug elsewhere."""
+    while exc is not None:
+        if isinstance(exc, RuntimeError) and any(m in str(exc) for m in WRITE_FAILURE_MARKERS):
+            return True
+        exc = exc.__context__
+    return False
 
 
 def _load_failure_reason(path: Path, exc: BaseException) -> str:
