@@ -99,7 +99,7 @@ def _load_failure_reason(path: Path, exc: BaseException) -> str:
     """Why ``torch.load`` failed, never empty (``EOFError()`` of a 0-byte file says nothing)."""
     size = path.stat().st_size
     if size == 0:
-        return "the file is empty (0 bytes): its write never finished"
+        return "the file is empty (0 bytes): a copy or write of it never finished"
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else f"{type(exc).__name__}, file of {size} bytes"
 
