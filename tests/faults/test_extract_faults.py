@@ -4,6 +4,7 @@ re-run, temp files left by a killed run, a 16-bit PNG frame."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import cv2
@@ -54,13 +55,21 @@ def extract(model_files: tuple[Path, Path], data: Path, out: Path, cwd: Path):
                     "--workers", "1"], cwd)
 
 
-@pytest.fixture
-def finished(model_files: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
-    data = write_tracklets(tmp_path / "data")
-    feats = tmp_path / "feats"
-    res = extract(model_files, data, feats, tmp_path)
+@pytest.fixture(scope="module")
+def finished_once(model_files: tuple[Path, Path],
+                  tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    out = tmp_path_factory.mktemp("finished")
+    data = write_tracklets(out / "data")
+    res = extract(model_files, data, out / "feats", out)
     assert res.returncode == 0, res.stderr[-3000:]
-    return data, feats
+    return data, out / "feats"
+
+
+@pytest.fixture
+def finished(finished_once: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
+    """A finished extraction: its data and a copy of its features folder."""
+    data, feats = finished_once
+    return data, Path(shutil.copytree(feats, tmp_path / "feats"))
 
 
 def test_corrupt_finished_shard_on_rerun_is_named(model_files: tuple[Path, Path],
@@ -104,16 +113,18 @@ def test_rerun_removes_temp_files_of_a_killed_run(model_files: tuple[Path, Path]
     assert json.loads((feats / "manifest.json").read_text())["complete"]
 
 
-def test_16_bit_png_frame_is_read(model_files: tuple[Path, Path], tmp_path: Path) -> None:
-    """Item 6: a 16-bit PNG frame is decoded (scaled to 8 bits), like its 8-bit version."""
-    data = write_tracklets(tmp_path / "data")
+def test_16_bit_png_frame_is_read(model_files: tuple[Path, Path],
+                                  finished_once: tuple[Path, Path], tmp_path: Path) -> None:
+    """Item 6: a 16-bit PNG frame is decoded (scaled to 8 bits): the features equal those
+    of the 8-bit frames."""
+    data8, feats8 = finished_once
+    data = Path(shutil.copytree(data8, tmp_path / "data"))
     frame = data / "t0" / "000.png"
     eight = cv2.imread(str(frame), cv2.IMREAD_UNCHANGED)
-    res = extract(model_files, data, tmp_path / "feats8", tmp_path)
-    assert res.returncode == 0, res.stderr[-3000:]
     cv2.imwrite(str(frame), eight.astype(np.uint16) * 257)  # the same image in 16 bits
+    assert cv2.imread(str(frame), cv2.IMREAD_UNCHANGED).dtype == np.uint16
     res = extract(model_files, data, tmp_path / "feats16", tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
-    a, b = read_features(tmp_path / "feats8"), read_features(tmp_path / "feats16")
+    a, b = read_features(feats8), read_features(tmp_path / "feats16")
     assert a.tracklet_ids == b.tracklet_ids
     assert np.array_equal(a.features, b.features)

@@ -14,7 +14,7 @@ import pytest
 import torch
 from _faults_cli import TIMEOUT_S, finish, make_synth, run_cli, start_cli, train_args
 
-EPOCHS = 3
+EPOCHS = 2
 POLL_S = 0.02
 # P=1 identity x K=4 clips per batch: 8 steps per epoch on the 8 synthetic identities, so a
 # signal sent after the first step lands mid-run.
