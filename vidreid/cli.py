@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import os
 import pkgutil
+import signal
 import sys
 from pathlib import Path
 
@@ -77,11 +79,27 @@ def os_error_message(exc: OSError) -> str | None:
     return f"{target}: {reason}{hint}"
 
 
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``vidreid index info X | head -1``): stop quietly.
+
+    stdout is pointed at /dev/null so the interpreter's final flush cannot raise again;
+    the status is 128 + SIGPIPE, as for a command killed by the signal.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe (`| head`) surfaces here, inside the handler
+        return status
+    except BrokenPipeError:
+        return _stdout_closed()
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
