@@ -55,6 +55,7 @@ def test_config_loads_and_builds(path: Path) -> None:
         STCGenerator(cfg.generator.base_channels)
         return
     cfg = load_config(path)
+    B.validate(cfg)  # what run_training checks before training
     # the attribute term reads its labels from the dataset's file: it is built from one in
     # tests/losses/test_attribute_loss.py, here the model's attribute logits are checked
     attribute = "attribute" in cfg.loss and cfg.loss.attribute.get("weight", 1.0) != 0

@@ -193,14 +193,25 @@ def _merge(cfgs: list[Any], where: str) -> DictConfig:
         raise ValueError(f"{where}: {exc}") from None
 
 
+#: Words YAML 1.1 reads as booleans besides true/false. On the command line they stay strings
+#: (``train.amp=off`` is the string mode "off"); a boolean key still accepts them, because
+#: the schema converts "on"/"off"/"yes"/"no" to bool when merging.
+YAML11_BOOL_WORDS = frozenset({"on", "off", "yes", "no"})
+
+
 def parse_overrides(overrides: list[str]) -> DictConfig:
-    """``["train.lr=1e-4", ...]`` -> a config; values are parsed as YAML."""
+    """``["train.lr=1e-4", ...]`` -> a config; values are parsed as YAML, except that
+    ``on``/``off``/``yes``/``no`` stay strings (see :data:`YAML11_BOOL_WORDS`)."""
+    items = []
     for item in overrides:
-        key, sep, _ = item.partition("=")
+        key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"bad override {item!r}: expected KEY=VALUE, e.g. optim.lr=1e-4")
+        if value.strip().lower() in YAML11_BOOL_WORDS:
+            item = f"{key}='{value.strip()}'"
+        items.append(item)
     try:
-        return OmegaConf.from_dotlist(list(overrides))
+        return OmegaConf.from_dotlist(items)
     except OmegaConfBaseException as exc:
         raise ValueError(f"bad override: {exc}") from None
 
