@@ -66,11 +66,13 @@ class STCTrainConfig:
     num_threads: int | None = None
     log_every: int = 50
     progress: bool = True
+    cache_tracklets: int = 64  # decoded tracklets kept per loader worker (LRU; 0: none)
 
 
 @dataclass
 class CompleteConfig:
     jpeg_quality: int = 95
+    batch_frames: int = 8  # occluded frames through the generator at once (bounds memory)
 
 
 @dataclass
@@ -175,7 +177,7 @@ def run_train_stc(cfg: DictConfig) -> dict[str, Any]:
         steps=t.steps, batch_size=t.batch_size, lr=t.lr, betas=tuple(t.betas),
         weights=STCLossWeights(**to_container(cfg.loss)), seed=t.seed,
         num_workers=cfg.data.num_workers, device=device, amp=t.amp, log_every=t.log_every,
-        progress=t.progress, reid_size=reid_input_size(cfg),
+        progress=t.progress, reid_size=reid_input_size(cfg), cache_tracklets=t.cache_tracklets,
     )
     write_text(run_dir / "log.json", json.dumps(result["history"], indent=1))
     result["run_dir"] = str(run_dir)
@@ -195,4 +197,5 @@ def run_complete(cfg: DictConfig, weights: str, data: str, out: str) -> dict[str
         tau=cfg.locator.tau, num_neighbours=cfg.generator.num_neighbours,
         jpeg_quality=cfg.complete.jpeg_quality, device=_device(cfg),
         progress=cfg.train.progress, reid_size=reid_input_size(cfg, meta),
+        batch_frames=cfg.complete.batch_frames,
     )

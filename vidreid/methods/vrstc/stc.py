@@ -32,6 +32,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -71,6 +72,12 @@ IN_PROGRESS_MARKER = ".vrstc_incomplete"
 JPEG_QUALITY = 95
 PIL_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP"}
 STC_CHECKPOINT_VERSION = 1
+#: Decoded tracklets an :class:`STCTrainSamples` keeps per loader worker (ours; at 256x128 a
+#: 400-frame tracklet is ~39 MB, so 64 of them bound a worker to ~2.5 GB).
+DEFAULT_CACHE_TRACKLETS = 64
+#: Occluded frames sent through the generator at once in completion (ours; ~220 MiB of
+#: activations per frame at 256x128 with 4 neighbours).
+DEFAULT_BATCH_FRAMES = 8
 
 
 @dataclass
@@ -101,21 +108,36 @@ def reid_normalise(unit: torch.Tensor) -> torch.Tensor:
     return ((unit + 1) / 2 - mean) / std
 
 
-def load_tracklet(frames: Sequence[str], height: int, width: int) -> tuple[torch.Tensor, ...]:
-    """Original uint8 frames ``[T, 3, H0, W0]`` and the working copy ``[T, 3, H, W]`` in [-1, 1]."""
-    original = read_frames(list(frames))
-    work = TF.resize(original, [height, width], antialias=True)
-    return original, to_unit(work)
+def decode_each(frames: Sequence[str]) -> list[torch.Tensor]:
+    """Every frame decoded at its own size: uint8 ``[3, H_t, W_t]`` (DukeV's sizes vary)."""
+    return [read_frames([p])[0] for p in frames]
 
 
-def locator_input(original: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """uint8 frames ``[T, 3, H0, W0]`` -> the re-ID network's input ``[T, 3, *size]``.
+def resize_each(frames: Sequence[str] | Sequence[torch.Tensor], height: int,
+                width: int) -> torch.Tensor:
+    """Frames (paths or uint8 ``[3, H_t, W_t]``) each resized from its own size: uint8
+    ``[T, 3, height, width]``."""
+    images = decode_each(frames) if frames and isinstance(frames[0], str) else frames
+    return torch.stack([TF.resize(im, [height, width], antialias=True) for im in images])
+
+
+def load_tracklet(frames: Sequence[str], height: int,
+                  width: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The original uint8 frames (each ``[3, H_t, W_t]`` at its own size) and the working
+    copy ``[T, 3, H, W]`` in [-1, 1]."""
+    original = decode_each(frames)
+    return original, to_unit(resize_each(original, height, width))
+
+
+def locator_input(original: torch.Tensor | Sequence[torch.Tensor],
+                  size: Sequence[int]) -> torch.Tensor:
+    """uint8 frames (``[T, 3, H0, W0]`` or a list of ``[3, H_t, W_t]``) -> the re-ID
+    network's input ``[T, 3, *size]``.
 
     The locator runs at the re-ID network's own input size, which may differ from the
     generator's working size (a small generator is much cheaper to train).
     """
-    resized = TF.resize(original, list(size), antialias=True)
-    return reid_normalise(to_unit(resized))
+    return reid_normalise(to_unit(resize_each(list(original), size[0], size[1])))
 
 
 def neighbour_indices(length: int, t: int, num_neighbours: int) -> list[int]:
@@ -181,10 +203,12 @@ class STCTrainSamples(torch.utils.data.Dataset):
     ``neighbour_mask [M,1,H,W]``, ``pid``. ``occluded[i]`` is tracklet ``i``'s locator result
     ``[T, R]``: only frames without an occluded stripe are targets.
 
-    Each tracklet is decoded and resized once, then kept at the working size as uint8
-    (``T * 3 * H * W`` bytes; each DataLoader worker holds its own cache): a sample needs
-    its target and neighbours, and decoding + resizing the whole tracklet for every sample
-    cost ~0.05 s per sample (32-frame tracklets at 128x64, one core).
+    Decoded tracklets are kept at the working size as uint8 (``T * 3 * H * W`` bytes) in a
+    least-recently-used cache of ``cache_tracklets`` tracklets (each DataLoader worker holds
+    its own): a sample needs its target and neighbours, and decoding + resizing the whole
+    tracklet for every sample cost ~0.05 s per sample (32-frame tracklets at 128x64, one
+    core), while caching every tracklet would hold the whole training set (~50 GB per
+    worker for MARS at 256x128). ``cache_tracklets=0`` disables the cache.
     """
 
     def __init__(
@@ -195,7 +219,10 @@ class STCTrainSamples(torch.utils.data.Dataset):
         height: int,
         width: int,
         num_neighbours: int = DEFAULT_NUM_NEIGHBOURS,
+        cache_tracklets: int = DEFAULT_CACHE_TRACKLETS,
     ) -> None:
+        if cache_tracklets < 0:
+            raise ValueError(f"cache_tracklets must be >= 0, got {cache_tracklets}")
         if len(tracklets) != len(occluded):
             raise ValueError(f"{len(tracklets)} tracklets but {len(occluded)} locator results")
         self.tracklets = list(tracklets)
@@ -206,14 +233,21 @@ class STCTrainSamples(torch.utils.data.Dataset):
                       for t in np.flatnonzero(~occ.any(axis=1))]
         if not self.items:
             raise ValueError("no unoccluded frame to train STCnet on (is tau too high?)")
-        self._frames: dict[int, torch.Tensor] = {}  # tracklet -> uint8 [T, 3, H, W]
+        self.cache_tracklets = cache_tracklets
+        self._frames: OrderedDict[int, torch.Tensor] = OrderedDict()  # LRU: uint8 [T,3,H,W]
 
     def working_frames(self, i: int) -> torch.Tensor:
-        """Tracklet ``i`` at the working size in [-1, 1], ``[T, 3, H, W]`` (decoded once)."""
-        if i not in self._frames:
-            original = read_frames(list(self.tracklets[i].frames))
-            self._frames[i] = TF.resize(original, [self.height, self.width], antialias=True)
-        return to_unit(self._frames[i])
+        """Tracklet ``i`` at the working size in [-1, 1], ``[T, 3, H, W]`` (LRU-cached)."""
+        frames = self._frames.get(i)
+        if frames is None:
+            frames = resize_each(self.tracklets[i].frames, self.height, self.width)
+            if self.cache_tracklets:
+                self._frames[i] = frames
+                while len(self._frames) > self.cache_tracklets:
+                    self._frames.popitem(last=False)  # least recently used
+        else:
+            self._frames.move_to_end(i)
+        return to_unit(frames)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -346,6 +380,7 @@ def train_stc(
     locator_results: Sequence[np.ndarray] | None = None,
     reid_size: tuple[int, int] | None = None,
     resume: bool = False,
+    cache_tracklets: int = DEFAULT_CACHE_TRACKLETS,
 ) -> dict[str, Any]:
     """Train STCnet on ``tracklets`` (training split) and save it to ``out_path``.
 
@@ -369,7 +404,7 @@ def train_stc(
                                    progress=progress)
         locator_results = [r["occluded"] for r in located]
     samples = STCTrainSamples(tracklets, locator_results, height=height, width=width,
-                              num_neighbours=num_neighbours)
+                              num_neighbours=num_neighbours, cache_tracklets=cache_tracklets)
     loader = torch.utils.data.DataLoader(
         samples, batch_size=batch_size, shuffle=True, drop_last=len(samples) >= batch_size,
         num_workers=num_workers, generator=torch.Generator().manual_seed(seed))
@@ -425,32 +460,52 @@ def load_stc_generator(path: str | os.PathLike[str]) -> tuple[STCGenerator, dict
 @torch.no_grad()
 def complete_tracklet(
     generator: STCGenerator,
-    original: torch.Tensor,
+    original: torch.Tensor | Sequence[torch.Tensor],
     work: torch.Tensor,
     occluded: torch.Tensor,
     num_neighbours: int = DEFAULT_NUM_NEIGHBOURS,
+    batch_frames: int = DEFAULT_BATCH_FRAMES,
 ) -> dict[int, torch.Tensor]:
-    """Complete the occluded stripes of one tracklet.
+    """Complete the occluded stripes of one tracklet, ``batch_frames`` target frames at a time
+    (bounded memory; the result does not depend on it: the generator has no batch-coupled
+    layer in eval mode).
 
-    ``original`` uint8 ``[T,3,H0,W0]``, ``work`` ``[T,3,H,W]`` in [-1, 1], ``occluded [T,R]``
-    bool. Returns ``{t: uint8 [3, H0, W0]}`` for every frame with an occluded stripe: the
-    original pixels outside the stripes, the generator's output (resized to the original
-    size) inside them.
+    ``original``: the uint8 frames at their own sizes (``[T,3,H0,W0]`` or a list of
+    ``[3, H_t, W_t]``), ``work`` ``[T,3,H,W]`` in [-1, 1], ``occluded [T,R]`` bool. Returns
+    ``{t: uint8 [3, H_t, W_t]}`` for every frame with an occluded stripe, at that frame's own
+    size: its original pixels outside the occluded stripes' rows, exactly, and the
+    generator's output (resized to the frame's size) inside them.
     """
     targets = [int(t) for t in torch.nonzero(occluded.any(dim=1)).flatten()]
     if not targets:
         return {}
+    if batch_frames < 1:
+        raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
     device = next(generator.parameters()).device
     h, w = work.shape[-2:]
     holes = stripe_mask(occluded, h, w)  # [T, 1, H, W]
-    nb, nb_mask = neighbour_batch(work, holes, targets, num_neighbours)
-    out = generator(work[targets].to(device), holes[targets].to(device), nb.to(device),
-                    nb_mask.to(device))["completed"].cpu()  # [N, 3, H, W]
+    done: dict[int, torch.Tensor] = {}
+    for start in range(0, len(targets), batch_frames):
+        chunk = targets[start : start + batch_frames]
+        nb, nb_mask = neighbour_batch(work, holes, chunk, num_neighbours)
+        out = generator(work[chunk].to(device), holes[chunk].to(device), nb.to(device),
+                        nb_mask.to(device))["completed"].cpu()  # [n, 3, H, W]
+        for n, t in enumerate(chunk):
+            done[t] = merge_stripes(original[t], out[n], occluded[t])
+    return done
+
+
+def merge_stripes(original: torch.Tensor, completed: torch.Tensor,
+                  occluded: torch.Tensor) -> torch.Tensor:
+    """``original`` uint8 ``[3, H0, W0]`` with the rows of its ``occluded [R]`` stripes taken
+    from ``completed`` (``[3, H, W]`` in [-1, 1], resized to ``H0 x W0``); the other rows are
+    the original's, untouched."""
     h0, w0 = original.shape[-2:]
-    big = to_uint8(TF.resize(out, [h0, w0], antialias=True))  # [N, 3, H0, W0]
-    big_holes = stripe_mask(occluded[targets], h0, w0).bool()  # [N, 1, H0, W0]
-    merged = torch.where(big_holes, big, original[targets])
-    return {t: merged[n] for n, t in enumerate(targets)}
+    big = to_uint8(TF.resize(completed, [h0, w0], antialias=True))
+    rows = stripe_mask(occluded, h0, w0)[0, :, 0].bool()  # [H0]
+    merged = original.clone()
+    merged[:, rows] = big[:, rows]
+    return merged
 
 
 def _save_frame(path: Path, image: torch.Tensor, jpeg_quality: int) -> None:
@@ -514,6 +569,7 @@ def complete_dataset(
     device: torch.device | str = "cpu",
     progress: bool = False,
     reid_size: tuple[int, int] | None = None,
+    batch_frames: int = DEFAULT_BATCH_FRAMES,
 ) -> dict[str, Any]:
     """Write the completed copy of dataset ``name`` at ``root`` to ``out``; returns a summary.
 
@@ -552,7 +608,8 @@ def complete_dataset(
             rel.append(path.relative_to(ddir))
         original, work = load_tracklet(frames, height, width)
         occluded = locator(locator_input(original, reid_size).to(device))["occluded"].cpu()
-        done = complete_tracklet(generator, original, work, occluded, num_neighbours)
+        done = complete_tracklet(generator, original, work, occluded, num_neighbours,
+                                 batch_frames=batch_frames)
         for t, image in done.items():
             _save_frame(out_ddir / rel[t], image, jpeg_quality)
         frames_seen += len(frames)
