@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         sweep[split] = {t: precision_recall(scores < t, truth) for t in TAU_SWEEP}
 
     # 2. STCnet training (train split, locator masks) and completion quality (oracle masks)
-    train_located = [x["occluded"] for f, x in zip(unique, located, strict=True)
+    train_located = [x["scores"] for f, x in zip(unique, located, strict=True)
                      if f in train_set]
     stc_path = runs / f"stc-{int(time.time())}.pt"
     t1 = time.perf_counter()
@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         num_neighbours=nn_, base_channels=stc_cfg.generator.base_channels,
         steps=args.stc_steps or stc_cfg.train.steps, batch_size=stc_cfg.train.batch_size,
         lr=stc_cfg.train.lr, betas=tuple(stc_cfg.train.betas), seed=stc_cfg.train.seed,
-        locator_results=train_located, reid_size=reid_size,
+        locator_scores=train_located, source_tau=stc_cfg.locator.source_tau, reid_size=reid_size,
     )
     stc_minutes = (time.perf_counter() - t1) / 60
     print(f"STCnet: {stc['last']} ({stc_minutes:.1f} min)", flush=True)

@@ -10,7 +10,14 @@ import torch
 from PIL import Image
 
 from vidreid.data.tracklet import Tracklet
-from vidreid.methods.vrstc.stc import STCTrainSamples, complete_tracklet, to_unit
+from vidreid.methods.vrstc.stc import (
+    HiddenStripeSampler,
+    STCTrainSamples,
+    complete_tracklet,
+    crop_stripes,
+    source_hidden,
+    to_unit,
+)
 from vidreid.models.vrstc import STCGenerator
 
 H, W = 24, 12
@@ -31,7 +38,7 @@ def _tracklets(folder: Path, count: int, length: int) -> list[Tracklet]:
 
 def test_training_cache_never_holds_more_than_its_size(tmp_path: Path) -> None:
     tracklets = _tracklets(tmp_path, 7, 3)
-    scores = [np.zeros((3, 3), dtype=bool) for _ in tracklets]  # no occluded stripe
+    scores = [np.ones((3, 3), dtype=np.float32) for _ in tracklets]  # all clean
     samples = STCTrainSamples(tracklets, scores, height=H, width=W, cache_tracklets=3)
     order = [0, 1, 2, 0, 3, 4, 5, 6, 0, 1, 6]  # tracklets touched
     sizes = []
@@ -70,3 +77,81 @@ def test_completion_is_identical_batched_and_unbatched() -> None:
             assert torch.equal(parts[k], whole[k]), (batch, k)
     with pytest.raises(ValueError, match="batch_frames"):
         complete_tracklet(g, original, work, occluded, 4, batch_frames=0)
+
+
+# ----------------------------------------------------------------------------- part 2: sources
+def test_likely_occluded_neighbour_stripes_are_no_source(tmp_path: Path) -> None:
+    """A neighbour stripe scored between tau and source_tau is hidden from the temporal
+    branch in training items and in completion: changing its pixels changes nothing."""
+    tau, source_tau = 0.89, 0.95
+    tracklets = _tracklets(tmp_path, 1, 3)
+    scores = np.ones((3, 3), dtype=np.float32)
+    scores[1, 2] = 0.92  # frame 1, stripe 2: above tau (not flagged), below source_tau
+    samples = STCTrainSamples(tracklets, [scores], height=H, width=W, tau=tau,
+                              source_tau=source_tau)
+    item = samples[0]  # target frame 0; neighbours [1, 2, 1, 2]
+    rows = slice(16, 24)  # stripe 2 of 24 rows
+    nb_mask = item["neighbour_mask"][:, 0]  # [M, H, W]
+    assert nb_mask[0, rows].eq(1).all() and nb_mask[0, :16].eq(0).all()
+    assert nb_mask[1].eq(0).all()  # frame 2 is clean everywhere
+    # at source_tau = tau (the paper's rule) the same stripe would be a source
+    plain = STCTrainSamples(tracklets, [scores], height=H, width=W, tau=tau, source_tau=tau)
+    assert plain[0]["neighbour_mask"].eq(0).all()
+    with pytest.raises(ValueError, match="source_tau"):
+        STCTrainSamples(tracklets, [scores], height=H, width=W, tau=tau, source_tau=0.5)
+
+    # completion: frame 0 stripe 0 occluded; its neighbour frame 1 has the likely-occluded
+    # stripe 2; its content must not matter
+    torch.manual_seed(0)
+    g = STCGenerator(8).eval()
+    original = torch.randint(0, 256, (3, 3, H, W), dtype=torch.uint8)
+    occluded = torch.zeros(3, 3, dtype=torch.bool)
+    occluded[0, 0] = True
+    hidden = source_hidden(torch.from_numpy(scores), source_tau)
+    changed = original.clone()
+    changed[1, :, rows] = 255 - changed[1, :, rows]  # "the occluder"
+
+    def run(frames: torch.Tensor, hidden_sources: torch.Tensor | None) -> torch.Tensor:
+        return complete_tracklet(g, frames, to_unit(frames), occluded, 2,
+                                 hidden_sources=hidden_sources)[0]
+
+    assert torch.equal(run(original, hidden), run(changed, hidden))
+    # with the paper's rule alone the occluder would reach the completion
+    assert not torch.equal(run(original, None), run(changed, None))
+
+
+# ----------------------------------------------------------------------------- part 6: masks
+def test_training_hides_the_stripe_patterns_completion_meets(tmp_path: Path) -> None:
+    """Patterns of 1..3 stripes, drawn with the frequencies the locator flags them."""
+    occ = np.zeros((200, 3), dtype=bool)
+    occ[:60] = [True, False, False]  # 60 frames: one stripe (head)
+    occ[60:90] = [False, True, True]  # 30 frames: two stripes
+    occ[90:100] = [True, True, True]  # 10 frames: the whole frame
+    sampler = HiddenStripeSampler([occ[:120], occ[120:]], 3)  # two tracklets
+    torch.manual_seed(0)
+    n = 20000
+    drawn = torch.stack([sampler.sample() for _ in range(n)])
+    patterns, counts = torch.unique(drawn, dim=0, return_counts=True)
+    freq = {tuple(p.tolist()): c / n for p, c in zip(patterns, counts.tolist(), strict=True)}
+    expected = {(True, False, False): 0.6, (False, True, True): 0.3, (True, True, True): 0.1}
+    assert freq.keys() == expected.keys()
+    for k, p in expected.items():  # binomial sd <= 0.0035 at n = 20000
+        assert abs(freq[k] - p) < 0.015, (k, freq[k])
+    sizes = drawn.sum(dim=1)
+    assert sizes.min() == 1 and sizes.max() == 3
+    # no occluded frame at all: one stripe, uniformly
+    uniform = HiddenStripeSampler([np.zeros((5, 3), dtype=bool)], 3)
+    one = torch.stack([uniform.sample() for _ in range(3000)])
+    assert one.sum(dim=1).eq(1).all()
+    assert (one.float().mean(dim=0) - 1 / 3).abs().max() < 0.04
+    # a training item's mask is its drawn pattern
+    tracklets = _tracklets(tmp_path, 1, 4)
+    scores = np.ones((4, 3), dtype=np.float32)
+    scores[3] = [0.5, 0.5, 1.0]  # the only occluded frame: stripes 0 and 1
+    samples = STCTrainSamples(tracklets, [scores], height=H, width=W, tau=0.89)
+    item = samples[0]
+    assert item["stripes"].tolist() == [True, True, False]
+    assert item["mask"][0, :16].eq(1).all() and item["mask"][0, 16:].eq(0).all()
+    crop = crop_stripes(torch.rand(2, 3, H, W), torch.tensor([[True, True, False],
+                                                             [False, False, True]]), 3)
+    assert crop.shape == (2, 3, 8, W)

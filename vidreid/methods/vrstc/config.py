@@ -44,6 +44,9 @@ class ReIDConfig:
 class LocatorConfig:
     num_regions: int = 3
     tau: float = 0.89
+    # (ours) neighbour stripes scored under source_tau are never a source of content for the
+    # temporal branch (likely occluded though not flagged at tau); source_tau >= tau
+    source_tau: float = 0.95
     height: int | None = None  # the re-ID network's input size; None: data.height / width
     width: int | None = None
 
@@ -178,6 +181,7 @@ def run_train_stc(cfg: DictConfig) -> dict[str, Any]:
         weights=STCLossWeights(**to_container(cfg.loss)), seed=t.seed,
         num_workers=cfg.data.num_workers, device=device, amp=t.amp, log_every=t.log_every,
         progress=t.progress, reid_size=reid_input_size(cfg), cache_tracklets=t.cache_tracklets,
+        source_tau=cfg.locator.source_tau,
     )
     write_text(run_dir / "log.json", json.dumps(result["history"], indent=1))
     result["run_dir"] = str(run_dir)
@@ -197,5 +201,5 @@ def run_complete(cfg: DictConfig, weights: str, data: str, out: str) -> dict[str
         tau=cfg.locator.tau, num_neighbours=cfg.generator.num_neighbours,
         jpeg_quality=cfg.complete.jpeg_quality, device=_device(cfg),
         progress=cfg.train.progress, reid_size=reid_input_size(cfg, meta),
-        batch_frames=cfg.complete.batch_frames,
+        batch_frames=cfg.complete.batch_frames, source_tau=cfg.locator.source_tau,
     )

@@ -4,9 +4,10 @@ STCnet is a GAN; it trains on the generic trainer with its own step (:class:`STC
 One step (:func:`train_stc`):
 
 1. take unoccluded frames (the occlusion locator found no occluded stripe) of training
-   tracklets, hide one random stripe (the same stripes the locator scores: the paper's
-   "synthetic region masks"), and give the generator the masked frame and its nearest
-   neighbouring frames of the tracklet (their own occluded stripes hidden);
+   tracklets, hide random stripes (the same stripes the locator scores, in the patterns of
+   1..R stripes that completion meets: the paper's "synthetic region masks"), and give the
+   generator the masked frame and its nearest neighbouring frames of the tracklet (their
+   likely-occluded stripes, under ``source_tau``, hidden: as in completion);
 2. discriminator step: the local discriminator sees the hidden stripe (real) and its
    completion (fake), the global one the whole frames; non-saturating BCE;
 3. generator step: ``L = w_rec * L1(hole) + w_local * adv_local + w_global * adv_global +
@@ -196,12 +197,53 @@ def locate_tracklets(
 
 
 # ----------------------------------------------------------------------------- training data
-class STCTrainSamples(torch.utils.data.Dataset):
-    """Training samples for STCnet: an unoccluded frame with one random stripe hidden.
+def source_hidden(scores: np.ndarray | torch.Tensor, source_tau: float) -> torch.Tensor:
+    """Stripes that may not serve as a source of content for another frame: ``scores [T, R]
+    < source_tau`` (bool).
 
-    Item: ``frame [3,H,W]``, ``mask [1,H,W]``, ``stripe`` (index), ``neighbours [M,3,H,W]``,
-    ``neighbour_mask [M,1,H,W]``, ``pid``. ``occluded[i]`` is tracklet ``i``'s locator result
-    ``[T, R]``: only frames without an occluded stripe are targets.
+    (ours) The paper hides only the stripes under tau (0.89). A neighbour's stripe that is
+    occluded but scored just above tau would let the temporal branch copy the occluder
+    back into the completed frame (37% of such slots on a small synthetic set), so sources
+    use a softer threshold ``source_tau >= tau``.
+    """
+    return torch.as_tensor(np.asarray(scores)) < source_tau
+
+
+class HiddenStripeSampler:
+    """Draws the stripes to hide in a training frame from the distribution of occlusion
+    patterns that completion meets: the rows of the locator's ``occluded [T, R]`` flags with
+    at least one stripe set (so 1..R stripes, at the positions they are found), each pattern
+    with its frequency among the occluded frames.
+
+    (ours) The paper trains with "synthetic region masks" and does not say which; without
+    any occluded frame to learn from, one stripe is drawn uniformly.
+    """
+
+    def __init__(self, occluded: Sequence[np.ndarray], num_regions: int) -> None:
+        rows = [np.asarray(o, dtype=bool).reshape(-1, num_regions) for o in occluded]
+        flagged = np.concatenate([r[r.any(axis=1)] for r in rows]) if rows else np.zeros(
+            (0, num_regions), dtype=bool)
+        if len(flagged):
+            patterns, counts = np.unique(flagged, axis=0, return_counts=True)
+        else:
+            patterns, counts = np.eye(num_regions, dtype=bool), np.ones(num_regions)
+        self.patterns = torch.from_numpy(patterns.astype(bool))  # [P, R]
+        self.probs = torch.from_numpy(counts / counts.sum()).float()  # [P]
+
+    def sample(self) -> torch.Tensor:
+        """One pattern ``[R]`` (bool), drawn with torch's RNG (seeded by the loader / worker)."""
+        return self.patterns[int(torch.multinomial(self.probs, 1))].clone()
+
+
+class STCTrainSamples(torch.utils.data.Dataset):
+    """Training samples for STCnet: an unoccluded frame with random stripes hidden.
+
+    Item: ``frame [3,H,W]``, ``mask [1,H,W]``, ``stripes [R]`` (bool, the hidden ones),
+    ``neighbours [M,3,H,W]``, ``neighbour_mask [M,1,H,W]``, ``pid``. ``scores[i]`` is
+    tracklet ``i``'s locator scores ``[T, R]``: frames without a stripe under ``tau`` are
+    targets; the hidden stripes follow :class:`HiddenStripeSampler` (the patterns the
+    locator flags at ``tau``); neighbours' stripes under ``source_tau`` are hidden from the
+    temporal branch (:func:`source_hidden`), as in completion.
 
     Decoded tracklets are kept at the working size as uint8 (``T * 3 * H * W`` bytes) in a
     least-recently-used cache of ``cache_tracklets`` tracklets (each DataLoader worker holds
@@ -214,21 +256,28 @@ class STCTrainSamples(torch.utils.data.Dataset):
     def __init__(
         self,
         tracklets: Sequence[Tracklet],
-        occluded: Sequence[np.ndarray],
+        scores: Sequence[np.ndarray],
         *,
         height: int,
         width: int,
+        tau: float = OCCLUSION_TAU,
+        source_tau: float | None = None,
         num_neighbours: int = DEFAULT_NUM_NEIGHBOURS,
         cache_tracklets: int = DEFAULT_CACHE_TRACKLETS,
     ) -> None:
         if cache_tracklets < 0:
             raise ValueError(f"cache_tracklets must be >= 0, got {cache_tracklets}")
-        if len(tracklets) != len(occluded):
-            raise ValueError(f"{len(tracklets)} tracklets but {len(occluded)} locator results")
+        if len(tracklets) != len(scores):
+            raise ValueError(f"{len(tracklets)} tracklets but {len(scores)} locator results")
+        source_tau = tau if source_tau is None else source_tau
+        check_source_tau(tau, source_tau)
         self.tracklets = list(tracklets)
-        self.occluded = [np.asarray(o, dtype=bool) for o in occluded]
+        self.scores = [np.asarray(s, dtype=np.float32) for s in scores]
+        self.occluded = [s < tau for s in self.scores]
+        self.hidden_sources = [source_hidden(s, source_tau) for s in self.scores]
         self.height, self.width, self.num_neighbours = height, width, num_neighbours
-        self.num_regions = self.occluded[0].shape[1] if self.occluded else DEFAULT_NUM_REGIONS
+        self.num_regions = self.scores[0].shape[1] if self.scores else DEFAULT_NUM_REGIONS
+        self.sampler = HiddenStripeSampler(self.occluded, self.num_regions)
         self.items = [(i, t) for i, occ in enumerate(self.occluded)
                       for t in np.flatnonzero(~occ.any(axis=1))]
         if not self.items:
@@ -255,26 +304,37 @@ class STCTrainSamples(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         i, t = self.items[index]
         work = self.working_frames(i)
-        holes = stripe_mask(torch.from_numpy(self.occluded[i]), self.height, self.width)
-        stripe = int(torch.randint(self.num_regions, ()))  # seeded by the loader / worker
-        flags = torch.zeros(self.num_regions, dtype=torch.bool)
-        flags[stripe] = True
-        nb, nb_mask = neighbour_batch(work, holes, [int(t)], self.num_neighbours)
+        sources = stripe_mask(self.hidden_sources[i], self.height, self.width)
+        flags = self.sampler.sample()
+        nb, nb_mask = neighbour_batch(work, sources, [int(t)], self.num_neighbours)
         return {
             "frame": work[t], "mask": stripe_mask(flags, self.height, self.width),
-            "stripe": stripe, "neighbours": nb[0], "neighbour_mask": nb_mask[0],
+            "stripes": flags, "neighbours": nb[0], "neighbour_mask": nb_mask[0],
             "pid": self.tracklets[i].pid,
         }
 
 
+def check_source_tau(tau: float, source_tau: float) -> None:
+    """``source_tau`` must be at least ``tau`` (a source is at least as clean as a kept stripe)."""
+    if source_tau < tau:
+        raise ValueError(f"locator.source_tau ({source_tau}) must be >= locator.tau ({tau}): "
+                         "neighbour stripes under tau are occluded and never a source")
+
+
 def crop_stripes(images: torch.Tensor, stripes: torch.Tensor, num_regions: int) -> torch.Tensor:
-    """Each image's stripe, resized to a common height: ``[N,3,H,W] -> [N,3,round(H/R),W]``."""
+    """Each image's hidden region (the rows from its first to its last hidden stripe,
+    ``stripes [N, R]`` bool), resized to one stripe's height: ``[N,3,H,W] ->
+    [N,3,round(H/R),W]`` (the local discriminator's input)."""
     h, w = images.shape[-2:]
     bounds = stripe_bounds(h, num_regions)
     size = [max(1, round(h / num_regions)), w]
-    crops = [images[n : n + 1, :, bounds[s][0] : bounds[s][1]] for n, s in enumerate(stripes)]
-    return torch.cat([F.interpolate(c, size=size, mode="bilinear", align_corners=False)
-                      for c in crops])
+    crops = []
+    for n in range(images.shape[0]):
+        hidden = torch.nonzero(stripes[n]).flatten()
+        top, bottom = bounds[int(hidden[0])][0], bounds[int(hidden[-1])][1]
+        crops.append(F.interpolate(images[n : n + 1, :, top:bottom], size=size,
+                                   mode="bilinear", align_corners=False))
+    return torch.cat(crops)
 
 
 # ----------------------------------------------------------------------------- training
@@ -305,7 +365,7 @@ class STCStep:
         device, w = trainer.device, self.weights
         d_local, d_global = self.discriminators["local"], self.discriminators["global"]
         frame, mask = batch["frame"].to(device), batch["mask"].to(device)
-        stripes, pids = batch["stripe"], batch["pid"].to(device)
+        stripes, pids = batch["stripes"], batch["pid"].to(device)
         with trainer.autocast():
             out = trainer.net(frame, mask, batch["neighbours"].to(device),
                               batch["neighbour_mask"].to(device))
@@ -377,16 +437,18 @@ def train_stc(
     amp: str = "off",
     log_every: int = 50,
     progress: bool = False,
-    locator_results: Sequence[np.ndarray] | None = None,
+    locator_scores: Sequence[np.ndarray] | None = None,
     reid_size: tuple[int, int] | None = None,
     resume: bool = False,
     cache_tracklets: int = DEFAULT_CACHE_TRACKLETS,
+    source_tau: float | None = None,
 ) -> dict[str, Any]:
     """Train STCnet on ``tracklets`` (training split) and save it to ``out_path``.
 
     ``reid`` is the trained re-ID network (training identities = ``tracklets``' pids): it is
-    the locator's feature extractor and the frozen ID guider. ``locator_results`` (``[T, R]``
-    bool per tracklet) skips the locating pass. ``height`` x ``width`` is the generator's
+    the locator's feature extractor and the frozen ID guider. ``locator_scores`` (``[T, R]``
+    per tracklet) skips the locating pass. ``source_tau`` (default ``tau``): neighbour
+    stripes scored under it are hidden from the temporal branch (:func:`source_hidden`). ``height`` x ``width`` is the generator's
     working size; ``reid_size`` the re-ID network's input size (default: the same), at which
     the locator and the ID guider see frames. Training runs on the generic trainer, which
     keeps ``last.pt`` beside ``out_path`` (``resume=True`` continues from it). Returns the
@@ -398,13 +460,16 @@ def train_stc(
     device = torch.device(device)
     torch.manual_seed(seed)
     reid_size = tuple(reid_size or (height, width))
-    if locator_results is None:
+    source_tau = tau if source_tau is None else source_tau
+    check_source_tau(tau, source_tau)
+    if locator_scores is None:
         located = locate_tracklets(reid, tracklets, height=reid_size[0], width=reid_size[1],
                                    num_regions=num_regions, tau=tau, device=device,
                                    progress=progress)
-        locator_results = [r["occluded"] for r in located]
-    samples = STCTrainSamples(tracklets, locator_results, height=height, width=width,
-                              num_neighbours=num_neighbours, cache_tracklets=cache_tracklets)
+        locator_scores = [r["scores"] for r in located]
+    samples = STCTrainSamples(tracklets, locator_scores, height=height, width=width, tau=tau,
+                              source_tau=source_tau, num_neighbours=num_neighbours,
+                              cache_tracklets=cache_tracklets)
     loader = torch.utils.data.DataLoader(
         samples, batch_size=batch_size, shuffle=True, drop_last=len(samples) >= batch_size,
         num_workers=num_workers, generator=torch.Generator().manual_seed(seed))
@@ -429,7 +494,7 @@ def train_stc(
     if result.interrupted:
         raise KeyboardInterrupt(f"STCnet training stopped; resume it from {run_dir}")
     meta = {"height": height, "width": width, "reid_size": list(reid_size),
-            "num_regions": num_regions, "tau": tau,
+            "num_regions": num_regions, "tau": tau, "source_tau": source_tau,
             "num_neighbours": num_neighbours, "base_channels": base_channels,
             "weights": asdict(w), "steps": steps}
     atomic_torch_save({"version": STC_CHECKPOINT_VERSION, "meta": meta,
@@ -465,6 +530,7 @@ def complete_tracklet(
     occluded: torch.Tensor,
     num_neighbours: int = DEFAULT_NUM_NEIGHBOURS,
     batch_frames: int = DEFAULT_BATCH_FRAMES,
+    hidden_sources: torch.Tensor | None = None,
 ) -> dict[int, torch.Tensor]:
     """Complete the occluded stripes of one tracklet, ``batch_frames`` target frames at a time
     (bounded memory; the result does not depend on it: the generator has no batch-coupled
@@ -474,7 +540,9 @@ def complete_tracklet(
     ``[3, H_t, W_t]``), ``work`` ``[T,3,H,W]`` in [-1, 1], ``occluded [T,R]`` bool. Returns
     ``{t: uint8 [3, H_t, W_t]}`` for every frame with an occluded stripe, at that frame's own
     size: its original pixels outside the occluded stripes' rows, exactly, and the
-    generator's output (resized to the frame's size) inside them.
+    generator's output (resized to the frame's size) inside them. ``hidden_sources [T, R]``
+    (bool, default ``occluded``): the neighbours' stripes the temporal branch may not read
+    (:func:`source_hidden`; must include ``occluded``).
     """
     targets = [int(t) for t in torch.nonzero(occluded.any(dim=1)).flatten()]
     if not targets:
@@ -484,10 +552,14 @@ def complete_tracklet(
     device = next(generator.parameters()).device
     h, w = work.shape[-2:]
     holes = stripe_mask(occluded, h, w)  # [T, 1, H, W]
+    if hidden_sources is None:
+        sources = holes
+    else:
+        sources = stripe_mask(hidden_sources | occluded, h, w)
     done: dict[int, torch.Tensor] = {}
     for start in range(0, len(targets), batch_frames):
         chunk = targets[start : start + batch_frames]
-        nb, nb_mask = neighbour_batch(work, holes, chunk, num_neighbours)
+        nb, nb_mask = neighbour_batch(work, sources, chunk, num_neighbours)
         out = generator(work[chunk].to(device), holes[chunk].to(device), nb.to(device),
                         nb_mask.to(device))["completed"].cpu()  # [n, 3, H, W]
         for n, t in enumerate(chunk):
@@ -570,6 +642,7 @@ def complete_dataset(
     progress: bool = False,
     reid_size: tuple[int, int] | None = None,
     batch_frames: int = DEFAULT_BATCH_FRAMES,
+    source_tau: float | None = None,
 ) -> dict[str, Any]:
     """Write the completed copy of dataset ``name`` at ``root`` to ``out``; returns a summary.
 
@@ -598,6 +671,8 @@ def complete_dataset(
     unique = list(dict.fromkeys(t.frames for t in
                                 (*dataset.train, *dataset.query, *dataset.gallery)))
     reid_size = tuple(reid_size or (height, width))
+    source_tau = tau if source_tau is None else source_tau
+    check_source_tau(tau, source_tau)
     frames_done = regions_done = frames_seen = 0
     for frames in tqdm(unique, desc="complete", disable=not progress):
         rel = []
@@ -607,9 +682,11 @@ def complete_dataset(
                 raise DatasetError(f"frame {p} lies outside the dataset folder {ddir}")
             rel.append(path.relative_to(ddir))
         original, work = load_tracklet(frames, height, width)
-        occluded = locator(locator_input(original, reid_size).to(device))["occluded"].cpu()
+        located = locator(locator_input(original, reid_size).to(device))
+        occluded = located["occluded"].cpu()
         done = complete_tracklet(generator, original, work, occluded, num_neighbours,
-                                 batch_frames=batch_frames)
+                                 batch_frames=batch_frames,
+                                 hidden_sources=source_hidden(located["scores"].cpu(), source_tau))
         for t, image in done.items():
             _save_frame(out_ddir / rel[t], image, jpeg_quality)
         frames_seen += len(frames)
@@ -618,6 +695,7 @@ def complete_dataset(
     summary = {"dataset": name, "input": str(root_abs), "output": str(out_abs),
                "tracklets": len(unique), "frames": frames_seen, "frames_completed": frames_done,
                "regions_completed": regions_done, "num_regions": num_regions, "tau": tau,
+               "source_tau": source_tau,
                "height": height, "width": width, "reid_size": list(reid_size),
                "num_neighbours": num_neighbours}
     fd, tmp = tempfile.mkstemp(prefix=f".{FINISHED_MARKER}.", dir=out_abs)
