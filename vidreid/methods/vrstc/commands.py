@@ -3,7 +3,9 @@
 Pipeline: ``vidreid train configs/vrstc/<ds>.yaml`` (re-ID on the raw data) ->
 ``vidreid vrstc train-stc configs/vrstc/stc/<ds>.yaml reid.weights=RUN/last.pt`` ->
 ``vidreid vrstc complete configs/vrstc/stc/<ds>.yaml --weights STC_RUN/stc.pt --data ROOT
---out NEWROOT`` -> ``vidreid train configs/vrstc/<ds>.yaml data.root=NEWROOT``.
+--out NEWROOT [--set tau=...]`` -> ``vidreid train configs/vrstc/<ds>.yaml data.root=NEWROOT``.
+complete uses tau, source_tau, the stripe and neighbour counts STCnet was trained with (its
+checkpoint), unless ``--set KEY=VALUE`` overrides one (printed).
 """
 
 from __future__ import annotations
@@ -26,11 +28,26 @@ def cmd_train_stc(args: argparse.Namespace) -> int:
 
 def cmd_complete(args: argparse.Namespace) -> int:
     cfg = load_stc_config(args.config, args.overrides + args.more_items)
-    summary = run_complete(cfg, args.weights, args.data, args.out)
+    summary = run_complete(cfg, args.weights, args.data, args.out, args.set)
+    print("settings (from the STCnet checkpoint): "
+          + ", ".join(f"{k} {v}" for k, v in summary["settings"].items()))
+    for line in summary["overrides"]:
+        print(line)
     print(f"completed {summary['frames_completed']} of {summary['frames']} frames "
           f"({summary['regions_completed']} stripes) in {summary['tracklets']} tracklets")
     print(f"completed dataset: {summary['output']}")
     return 0
+
+
+class _AppendThenOverrides(ValueThenOverrides):
+    """``--set KEY=VALUE [key=value ...]``: appends its one value; config overrides written
+    after it still count (see :class:`~vidreid.cliargs.ValueThenOverrides`)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: Any, option_string: str | None = None) -> None:
+        previous = list(getattr(namespace, self.dest, None) or [])
+        super().__call__(parser, namespace, values, option_string)
+        setattr(namespace, self.dest, [*previous, getattr(namespace, self.dest)])
 
 
 def register(subparsers: Any) -> None:
@@ -55,4 +72,7 @@ def register(subparsers: Any) -> None:
                    help="dataset root to complete (read only)")
     c.add_argument("--out", required=True, action=ValueThenOverrides,
                    help="new dataset root (must not exist yet)")
+    c.add_argument("--set", action=_AppendThenOverrides, default=[], metavar="KEY=VALUE",
+                   help="override a setting STCnet was trained with (tau, source_tau, "
+                        "num_regions, num_neighbours; default: the checkpoint's); printed")
     c.set_defaults(func=cmd_complete, more_items=[])

@@ -10,8 +10,10 @@ locator, the generator, the loss weights, the training budget and the completion
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,8 @@ from omegaconf import DictConfig, OmegaConf
 from vidreid.atomic import write_text
 from vidreid.engine.config import _read_yaml, parse_overrides, save_config, to_container
 from vidreid.methods.vrstc.stc import STCLossWeights
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -188,18 +192,67 @@ def run_train_stc(cfg: DictConfig) -> dict[str, Any]:
     return result
 
 
-def run_complete(cfg: DictConfig, weights: str, data: str, out: str) -> dict[str, Any]:
-    """Complete dataset ``data`` (layout ``cfg.data.name``) into ``out`` with STCnet ``weights``."""
+#: Completion settings read from the STCnet checkpoint's meta (what it was trained with).
+COMPLETION_KEYS = {"tau": float, "source_tau": float, "num_regions": int, "num_neighbours": int}
+
+
+def completion_settings(meta: dict[str, Any], overrides: Sequence[str] = (),
+                        source: str = "STCnet checkpoint") -> tuple[dict[str, Any], list[str]]:
+    """The locator / generator settings completion uses: those STCnet was trained with
+    (``meta``), each replaced only by an explicit ``KEY=VALUE`` in ``overrides`` (keys
+    :data:`COMPLETION_KEYS`). Returns the settings and one line per override."""
+    settings = {k: cast(meta[k]) for k, cast in COMPLETION_KEYS.items() if k in meta}
+    settings.setdefault("source_tau", settings.get("tau"))  # checkpoints before source_tau
+    missing = [k for k in COMPLETION_KEYS if settings.get(k) is None]
+    if missing:
+        raise ValueError(f"{source}: meta lacks {missing}; pass them with --set KEY=VALUE")
+    changed = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or key not in COMPLETION_KEYS:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY one of "
+                             f"{sorted(COMPLETION_KEYS)}")
+        try:
+            new = COMPLETION_KEYS[key](value)
+        except ValueError:
+            raise ValueError(f"--set {item!r}: {value!r} is not a {COMPLETION_KEYS[key].__name__}"
+                             ) from None
+        changed.append(f"override {key}: {settings[key]} ({source}) -> {new}")
+        settings[key] = new
+    return settings, changed
+
+
+def run_complete(cfg: DictConfig, weights: str, data: str, out: str,
+                 overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Complete dataset ``data`` (layout ``cfg.data.name``) into ``out`` with STCnet ``weights``.
+
+    tau, source_tau, the stripe count and the neighbour count are those STCnet was trained
+    with (its checkpoint's meta), not the config's; ``overrides`` (``KEY=VALUE``, the CLI's
+    ``--set``) replace them explicitly, and the summary lists them (``settings``,
+    ``overrides``)."""
     from vidreid.methods.vrstc.stc import complete_dataset, load_stc_generator
 
     generator, meta = load_stc_generator(weights)
+    settings, changed = completion_settings(meta, overrides, f"STCnet checkpoint {weights}")
+    for line in changed:
+        log.warning(line)
+    ignored = {"tau": cfg.locator.tau, "source_tau": cfg.locator.source_tau,
+               "num_regions": cfg.locator.num_regions,
+               "num_neighbours": cfg.generator.num_neighbours}
+    for key, value in ignored.items():
+        if value != settings[key] and not any(o.startswith(f"{key}=") for o in overrides):
+            log.warning("the config's %s (%s) is not used: completion uses the STCnet "
+                        "checkpoint's %s (pass --set %s=%s to override)", key, value,
+                        settings[key], key, value)
     options = to_container(cfg.data.options)
     reid = load_reid(to_container(cfg.reid.model), cfg.reid.weights)
-    return complete_dataset(
+    summary = complete_dataset(
         cfg.data.name, data, out, reid, generator, height=int(meta["height"]),
-        width=int(meta["width"]), options=options, num_regions=cfg.locator.num_regions,
-        tau=cfg.locator.tau, num_neighbours=cfg.generator.num_neighbours,
+        width=int(meta["width"]), options=options, num_regions=settings["num_regions"],
+        tau=settings["tau"], num_neighbours=settings["num_neighbours"],
         jpeg_quality=cfg.complete.jpeg_quality, device=_device(cfg),
         progress=cfg.train.progress, reid_size=reid_input_size(cfg, meta),
-        batch_frames=cfg.complete.batch_frames, source_tau=cfg.locator.source_tau,
+        batch_frames=cfg.complete.batch_frames, source_tau=settings["source_tau"],
     )
+    summary["settings"], summary["overrides"] = settings, changed
+    return summary
