@@ -11,14 +11,17 @@ from PIL import Image
 
 from vidreid.data.tracklet import Tracklet
 from vidreid.methods.vrstc.stc import (
+    JPEG_QUALITY,
     HiddenStripeSampler,
     STCTrainSamples,
+    _save_frame,
     complete_tracklet,
     crop_stripes,
+    load_tracklet,
     source_hidden,
     to_unit,
 )
-from vidreid.models.vrstc import STCGenerator
+from vidreid.models.vrstc import STCGenerator, stripe_mask
 
 H, W = 24, 12
 
@@ -155,3 +158,45 @@ def test_training_hides_the_stripe_patterns_completion_meets(tmp_path: Path) -> 
     crop = crop_stripes(torch.rand(2, 3, H, W), torch.tensor([[True, True, False],
                                                              [False, False, True]]), 3)
     assert crop.shape == (2, 3, 8, W)
+
+
+# ----------------------------------------------------------------------------- part 5: pixels
+#: JPEG re-encoding tolerance outside the completed rows (q100 4:4:4 re-encode of a q90 frame).
+JPEG_MAX_DIFF, JPEG_MEAN_DIFF = 6, 0.5
+
+
+def test_completion_keeps_frame_sizes_and_pixels_outside_the_stripes(tmp_path: Path) -> None:
+    """Frames of different sizes (as in DukeV) keep their size; only the completed stripes'
+    rows change: exactly for PNG, within the stated tolerance for JPEG."""
+    rng = np.random.default_rng(0)
+    sizes = [(48, 24), (60, 30), (36, 20), (48, 24)]  # (H, W) per frame
+    yy = np.linspace(0, 1, 64)
+    for ext, fmt in ((".png", "PNG"), (".jpg", "JPEG")):
+        paths = []
+        for t, (h, w) in enumerate(sizes):  # smooth images (JPEG-friendly) + some noise
+            base = np.stack([np.outer(yy[:h], np.ones(w)) * 200 + 20 * c for c in range(3)], -1)
+            im = (base + rng.normal(0, 8, base.shape)).clip(0, 255).astype(np.uint8)
+            p = tmp_path / f"{t}{ext}"
+            Image.fromarray(im).save(p, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+            paths.append(str(p))
+        original, work = load_tracklet(paths, H, W)
+        assert [tuple(o.shape[-2:]) for o in original] == sizes
+        occluded = torch.zeros(4, 3, dtype=torch.bool)
+        occluded[1, 2] = occluded[2, 0] = True
+        torch.manual_seed(0)
+        done = complete_tracklet(STCGenerator(8).eval(), original, work, occluded, 2)
+        assert done.keys() == {1, 2}
+        for t, image in done.items():
+            out = tmp_path / f"out{t}{ext}"
+            _save_frame(out, image, JPEG_QUALITY)
+            before = np.asarray(Image.open(paths[t]).convert("RGB")).astype(int)
+            after = np.asarray(Image.open(out).convert("RGB")).astype(int)
+            assert after.shape == before.shape  # the frame's own size
+            rows = stripe_mask(occluded[t], *before.shape[:2])[0, :, 0].bool().numpy()
+            outside = np.abs(after[~rows] - before[~rows])
+            if fmt == "PNG":
+                assert outside.max() == 0
+            else:
+                assert outside.max() <= JPEG_MAX_DIFF and outside.mean() <= JPEG_MEAN_DIFF, \
+                    (outside.max(), outside.mean())
+            assert np.abs(after[rows] - before[rows]).mean() > 5  # the stripe was completed

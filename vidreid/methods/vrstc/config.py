@@ -78,7 +78,7 @@ class STCTrainConfig:
 
 @dataclass
 class CompleteConfig:
-    jpeg_quality: int = 95
+    jpeg_quality: int = 100  # completed JPEG frames: q100 4:4:4 keeps the other rows' pixels
     batch_frames: int = 8  # occluded frames through the generator at once (bounds memory)
 
 
