@@ -277,6 +277,16 @@ class STCGenerator(nn.Module):
     [B,M,1,H,W])``, images in [-1, 1], masks 1 = hole. Returns ``completed`` (the output
     inside the hole, the input pixels outside it, exactly), ``raw`` (the decoder's output
     everywhere) and ``attention``. H and W must be multiples of 4.
+
+    The spatial-structure branch: the paper's text that we could check (its abstract and
+    introduction, ar5iv 1907.08427, through the search tool; the method section was not
+    reachable there) says only that the spatial structure of a frame is used to predict the
+    occluded body parts from the unoccluded parts of the same frame. That is what
+    :class:`SpatialEncoder` does: the masked frame and its mask go through an encoder whose
+    dilated bottleneck's receptive field spans the frame, so every hole position sees the
+    visible body parts; the decoder paints the hole from it. Left open by that text, and our
+    choices: the layer counts and widths, that the spatial branch has no attention of its own
+    (convolutions only), and the fusion of the two branches (concatenation + 1x1 conv).
     """
 
     def __init__(self, base_channels: int = GENERATOR_BASE_CHANNELS) -> None:

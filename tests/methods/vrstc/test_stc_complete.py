@@ -130,12 +130,16 @@ def test_train_stc_writes_a_loadable_checkpoint(synth_root: str, tmp_path: Path)
     dataset = build_dataset("mars", synth_root)
     reid = build_model("vrstc_reid", dataset.num_train_pids, **TINY)
     # the generator works at a smaller size than the re-ID network's (locator, ID guider)
+    # the paper's ID guider: a frame-level network of its own
+    guider = build_model("video_baseline", dataset.num_train_pids, backbone="tiny",
+                         bnneck=False)
     result = train_stc(reid, dataset.train, tmp_path / "stc.pt", height=32, width=16,
                        base_channels=8, steps=3, batch_size=2, tau=0.0, log_every=1,
-                       reid_size=(H, W))
+                       reid_size=(H, W), guider=guider)
     assert [h["step"] for h in result["history"]] == [1, 2, 3]
     _, meta = load_stc_generator(tmp_path / "stc.pt")
     assert (meta["height"], meta["width"], meta["reid_size"]) == (32, 16, [H, W])
+    assert meta["guider"] == "VideoBaseline"
     assert all(torch.isfinite(torch.tensor(v)) for v in result["last"].values())
     with pytest.raises(ValueError, match="not an STCnet checkpoint"):
         reid_path = tmp_path / "reid.pt"

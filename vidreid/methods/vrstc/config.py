@@ -62,6 +62,17 @@ class GeneratorConfig:
 
 
 @dataclass
+class GuiderConfig:
+    """STCnet's ID guider. The paper's: a frame-level ResNet-50 trained with cross-entropy
+    (``configs/vrstc/guider_mars.yaml``): ``model`` as in its re-ID config, ``weights`` its
+    run. ``model: null`` (ours, a departure): the frozen re-ID network itself on one-frame
+    clips (no extra stage; not measured against the paper's guider)."""
+
+    model: dict[str, Any] | None = None
+    weights: str | None = None
+
+
+@dataclass
 class STCTrainConfig:
     steps: int = 20000
     batch_size: int = 16
@@ -89,6 +100,7 @@ class STCExperimentConfig:
     reid: ReIDConfig = field(default_factory=ReIDConfig)
     locator: LocatorConfig = field(default_factory=LocatorConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    guider: GuiderConfig = field(default_factory=GuiderConfig)
     loss: STCLossWeights = field(default_factory=STCLossWeights)
     train: STCTrainConfig = field(default_factory=STCTrainConfig)
     complete: CompleteConfig = field(default_factory=CompleteConfig)
@@ -118,20 +130,29 @@ def load_stc_config(path: str | Path, overrides: list[str] = ()) -> DictConfig:
     return cfg
 
 
-def load_reid(model: dict[str, Any], weights: str | None) -> torch.nn.Module:
-    """The trained re-ID network, loaded strictly (the ID guider needs its classifier)."""
+def load_reid(model: dict[str, Any], weights: str | None, key: str = "reid") -> torch.nn.Module:
+    """The trained re-ID network (or ID guider: ``key="guider"``), loaded strictly (the ID
+    guider needs its classifier)."""
     from vidreid.build import load_model
 
     if weights is None:
-        raise ValueError("reid.weights is not set: pass the trained re-ID network, e.g. "
-                         "reid.weights=runs/vrstc-mars-.../last.pt")
+        raise ValueError(f"{key}.weights is not set: pass the trained network, e.g. "
+                         f"{key}.weights=runs/<its run>/last.pt")
     if not Path(weights).is_file():
-        raise FileNotFoundError(f"re-ID weights not found: {weights} (reid.weights)")
+        raise FileNotFoundError(f"{key} weights not found: {weights} ({key}.weights)")
     try:
         net, _ = load_model(dict(model), weights, classifier="strict")
     except ValueError as exc:
-        raise ValueError(f"{exc} (reid.model {dict(model)})") from None
+        raise ValueError(f"{exc} ({key}.model {dict(model)})") from None
     return net
+
+
+def load_guider(cfg: DictConfig) -> torch.nn.Module | None:
+    """The paper's frame-level ID guider when ``guider.model`` is set, else None (ours: the
+    re-ID network serves)."""
+    if cfg.guider.model is None:
+        return None
+    return load_reid(to_container(cfg.guider.model), cfg.guider.weights, key="guider")
 
 
 def _device(cfg: DictConfig) -> torch.device:
@@ -174,6 +195,7 @@ def run_train_stc(cfg: DictConfig) -> dict[str, Any]:
     device = _device(cfg)
     dataset = build_dataset(cfg.data.name, cfg.data.root, **to_container(cfg.data.options))
     reid = load_reid(to_container(cfg.reid.model), cfg.reid.weights)
+    guider = load_guider(cfg)
     run_dir = _run_dir(cfg)
     save_config(cfg, run_dir / "config.yaml")
     t = cfg.train
@@ -185,7 +207,7 @@ def run_train_stc(cfg: DictConfig) -> dict[str, Any]:
         weights=STCLossWeights(**to_container(cfg.loss)), seed=t.seed,
         num_workers=cfg.data.num_workers, device=device, amp=t.amp, log_every=t.log_every,
         progress=t.progress, reid_size=reid_input_size(cfg), cache_tracklets=t.cache_tracklets,
-        source_tau=cfg.locator.source_tau,
+        source_tau=cfg.locator.source_tau, guider=guider,
     )
     write_text(run_dir / "log.json", json.dumps(result["history"], indent=1))
     result["run_dir"] = str(run_dir)

@@ -448,13 +448,16 @@ def train_stc(
     resume: bool = False,
     cache_tracklets: int = DEFAULT_CACHE_TRACKLETS,
     source_tau: float | None = None,
+    guider: VideoReIDModel | None = None,
 ) -> dict[str, Any]:
     """Train STCnet on ``tracklets`` (training split) and save it to ``out_path``.
 
     ``reid`` is the trained re-ID network (training identities = ``tracklets``' pids): it is
     the locator's feature extractor and the frozen ID guider. ``locator_scores`` (``[T, R]``
     per tracklet) skips the locating pass. ``source_tau`` (default ``tau``): neighbour
-    stripes scored under it are hidden from the temporal branch (:func:`source_hidden`). ``height`` x ``width`` is the generator's
+    stripes scored under it are hidden from the temporal branch (:func:`source_hidden`).
+    ``guider``: the ID guider's network (the paper's frame-level ResNet-50 CE), seeing frames
+    at ``reid_size``; None: ``reid`` serves (ours). ``height`` x ``width`` is the generator's
     working size; ``reid_size`` the re-ID network's input size (default: the same), at which
     the locator and the ID guider see frames. Training runs on the generic trainer, which
     keeps ``last.pt`` beside ``out_path`` (``resume=True`` continues from it). Returns the
@@ -482,11 +485,12 @@ def train_stc(
     nets = build_stc(base_channels)
     discriminators = nn.ModuleDict({"local": nets["local"], "global": nets["global"]})
     discriminators.to(device).train()
-    guider = IDGuider(reid, IMAGENET_MEAN, IMAGENET_STD, size=reid_size).to(device)
+    id_guider = IDGuider(guider if guider is not None else reid, IMAGENET_MEAN, IMAGENET_STD,
+                         size=reid_size).to(device)
     g = nets["generator"]
     opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=betas)
     opt_d = torch.optim.Adam(discriminators.parameters(), lr=lr, betas=betas)
-    step = STCStep(discriminators, opt_d, guider, w, num_regions)
+    step = STCStep(discriminators, opt_d, id_guider, w, num_regions)
     history = _History(log_every, steps)
     run_dir = Path(out_path).parent
     options = TrainOptions(
@@ -502,7 +506,8 @@ def train_stc(
     meta = {"height": height, "width": width, "reid_size": list(reid_size),
             "num_regions": num_regions, "tau": tau, "source_tau": source_tau,
             "num_neighbours": num_neighbours, "base_channels": base_channels,
-            "weights": asdict(w), "steps": steps}
+            "weights": asdict(w), "steps": steps,
+            "guider": "reid network" if guider is None else type(guider).__name__}
     atomic_torch_save({"version": STC_CHECKPOINT_VERSION, "meta": meta,
                        **{k: net.state_dict() for k, net in nets.items()}}, out_path)
     return {"last": history.last, "history": history.records, "path": str(out_path),
