@@ -187,8 +187,13 @@ def reid_input_size(cfg: DictConfig, meta: dict[str, Any] | None = None) -> tupl
     return int(cfg.data.height), int(cfg.data.width)
 
 
-def run_train_stc(cfg: DictConfig) -> dict[str, Any]:
-    """Train STCnet as ``cfg`` says; writes ``stc.pt``, ``config.yaml``, ``log.json``."""
+def run_train_stc(cfg: DictConfig, run_dir: str | Path | None = None, resume: bool = False,
+                  locator_scores: Sequence[Any] | None = None) -> dict[str, Any]:
+    """Train STCnet as ``cfg`` says; writes ``stc.pt``, ``config.yaml``, ``log.json``.
+
+    ``run_dir`` (default ``output_dir/run_name``, which must not hold an STCnet yet) and
+    ``resume`` (continue the trainer's ``last.pt`` there) serve the pipeline
+    (:mod:`vidreid.methods.vrstc.pipeline`); ``locator_scores`` skips the locating pass."""
     from vidreid.data import build_dataset
     from vidreid.methods.vrstc.stc import train_stc
 
@@ -196,7 +201,10 @@ def run_train_stc(cfg: DictConfig) -> dict[str, Any]:
     dataset = build_dataset(cfg.data.name, cfg.data.root, **to_container(cfg.data.options))
     reid = load_reid(to_container(cfg.reid.model), cfg.reid.weights)
     guider = load_guider(cfg)
-    run_dir = _run_dir(cfg)
+    if run_dir is None:
+        run_dir = _run_dir(cfg)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     t = cfg.train
     result = train_stc(
@@ -207,7 +215,8 @@ def run_train_stc(cfg: DictConfig) -> dict[str, Any]:
         weights=STCLossWeights(**to_container(cfg.loss)), seed=t.seed,
         num_workers=cfg.data.num_workers, device=device, amp=t.amp, log_every=t.log_every,
         progress=t.progress, reid_size=reid_input_size(cfg), cache_tracklets=t.cache_tracklets,
-        source_tau=cfg.locator.source_tau, guider=guider,
+        source_tau=cfg.locator.source_tau, guider=guider, resume=resume,
+        locator_scores=locator_scores,
     )
     write_text(run_dir / "log.json", json.dumps(result["history"], indent=1))
     result["run_dir"] = str(run_dir)
