@@ -89,3 +89,20 @@ def test_engine_builds_the_term_from_the_datasets_attribute_file(tmp_path: Path)
 def test_dataset_without_attribute_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="has no attribute file.*loss.attribute.weight: 0"):
         AttributeLoss(GROUPS, VALUES, dataset=_dataset(tmp_path, None))
+
+
+def test_per_tracklet_batch_labels_take_precedence_over_identity_labels() -> None:
+    """Two clips of one identity with different annotations each get their own target."""
+    loss = term([[1, 2], [0, 0]])
+    logits = torch.randn(2, 3, 5)
+    pids = torch.tensor([1, 1])  # same identity ...
+    own = torch.tensor([[0, 1], [1, -1]])  # ... different tracklet labels
+    frames = logits.reshape(6, 5)
+    y = own.repeat_interleave(3, dim=0)
+    expected = (F.cross_entropy(frames[:, :2], y[:, 0])
+                + F.cross_entropy(frames[:, 2:], y[:, 1], ignore_index=-1)) / 2
+    out = loss({"attr_logits": logits, "attr_labels": own}, pids)
+    torch.testing.assert_close(out, expected)
+    assert not torch.allclose(out, loss({"attr_logits": logits}, pids))
+    with pytest.raises(ValueError, match="attr_labels"):
+        loss({"attr_logits": logits, "attr_labels": own[:, :1]}, pids)

@@ -163,7 +163,9 @@ def _apply(transform: Transform | None, clip: torch.Tensor) -> torch.Tensor:
 
 
 class TrainClipDataset(torch.utils.data.Dataset):
-    """One random clip per tracklet: ``(clip [T,3,H,W], pid, camid)``.
+    """One random clip per tracklet: ``(clip [T,3,H,W], pid, camid)``, plus the tracklet's
+    attribute labels ``int64 [A]`` as a 4th item when ``labels`` (``[len(tracklets), A]``,
+    e.g. :func:`vidreid.data.attributes.tracklet_labels`) is given.
 
     Frame choice is drawn from a generator seeded by (seed, epoch, index), so it is
     reproducible, independent of worker count and different each epoch. The epoch lives
@@ -180,9 +182,13 @@ class TrainClipDataset(torch.utils.data.Dataset):
         transform: Transform | None,
         seed: int = 0,
         on_error: str = "raise",
+        labels: np.ndarray | None = None,
         **strategy_opts: object,
     ) -> None:
         SAMPLING.get(strategy)  # fail now, with the list of known names
+        if labels is not None and len(labels) != len(tracklets):
+            raise ValueError(f"labels has {len(labels)} rows for {len(tracklets)} tracklets")
+        self.labels = None if labels is None else torch.as_tensor(np.asarray(labels))
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         self.tracklets = _check_tracklets(tracklets)
@@ -214,11 +220,13 @@ class TrainClipDataset(torch.utils.data.Dataset):
         num_frames = len(self.tracklets[index].frames)
         return sample_indices(num_frames, self.strategy, self.seq_len, rng, **self.strategy_opts)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+    def __getitem__(self, index: int) -> tuple:
         tracklet = self.tracklets[index]
         clip = _read_indices(
             tracklet.frames, self.frame_indices(index), self.on_error, self.skipped
         )
+        if self.labels is not None:
+            return _apply(self.transform, clip), tracklet.pid, tracklet.camid, self.labels[index]
         return _apply(self.transform, clip), tracklet.pid, tracklet.camid
 
 

@@ -41,7 +41,7 @@ def run_training(
     num_classes = dataset.num_train_pids
     model = B.build_model(cfg, num_classes).to(device)
     if cfg.train.init_from and resume is None:
-        B.init_from_checkpoint(model, cfg.train.init_from)
+        B.init_from_checkpoint(model, cfg.train.init_from, cfg.train.init_modules)
     criterion = B.build_criterion(cfg, num_classes, getattr(model, "feature_dim", None),
                                   dataset=dataset)
     criterion.to(device)

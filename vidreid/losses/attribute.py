@@ -1,9 +1,16 @@
 """Attribute classification loss of the attribute-driven model (Zhao et al., CVPR 2019).
 
-The training batches carry only identity labels, so the term holds the attribute labels of
-every training identity (``[num_classes, A]``, -1 = missing) and looks them up by pid.
-Built by the engine with the dataset (``dataset=``: its ``attributes_file`` and
-``extra["train_raw_pids"]``), or directly with a ``labels`` array.
+Per-tracklet labels (the public MARS / DukeV attribute files annotate tracklets, and an
+identity's tracklets often disagree) reach the term as ``outputs["attr_labels"]`` ``[B, A]``:
+the batch's own labels, which :class:`vidreid.data.video_dataset.TrainClipDataset` yields as
+a 4th item when given ``labels=tracklet_labels(...)``. The training step must copy that
+item into ``outputs``; today's trainer (``engine/trainer.py``) drops a batch's extra items, so
+until its step hook does, the term falls back to per-identity labels (``[num_classes, A]``,
+-1 = missing) looked up by pid: from a per-identity file, or from a per-tracklet file only
+where all of an identity's tracklets agree (no majority vote; see
+:func:`vidreid.data.attributes.train_identity_labels`). Built by the engine with the dataset
+(``dataset=``: its ``attributes_file`` and ``extra["train_raw_pids"]``), or directly with a
+``labels`` array.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ class AttributeLoss(LossTerm):
 
     def __init__(
         self,
-        groups: Mapping[str, Sequence[str]] | None = None,
+        groups: Mapping[str, Sequence[str]] | str | None = None,
         attribute_values: Mapping[str, Sequence[str]] | None = None,
         dataset: Any = None,
         labels: Any = None,
@@ -97,6 +104,7 @@ class AttributeLoss(LossTerm):
 
     def forward(self, outputs: Mapping[str, torch.Tensor], pids: torch.Tensor) -> torch.Tensor:
         logits = self.read(outputs, "attr_logits")
+        batch_labels = outputs.get("attr_labels")  # [B, A] per-tracklet labels, when given
         if logits.shape[-1] != sum(self.sizes):
             raise ValueError(
                 f"attribute loss: attr_logits has {logits.shape[-1]} columns, the attributes "
@@ -106,7 +114,14 @@ class AttributeLoss(LossTerm):
         if logits.dim() == 2:
             logits = logits.unsqueeze(1)  # [B, 1, A]
         t = logits.shape[1]
-        target = self.labels[pids.to(self.labels.device)]  # [B, A]
+        if batch_labels is not None:
+            target = torch.as_tensor(batch_labels, device=logits.device).long()
+            if target.shape != (logits.shape[0], len(self.sizes)):
+                raise ValueError(
+                    f"attribute loss: outputs['attr_labels'] must be [batch, {len(self.sizes)}], "
+                    f"got {tuple(target.shape)}")
+        else:
+            target = self.labels[pids.to(self.labels.device)]  # [B, A]
         target = target.unsqueeze(1).expand(-1, t, -1).reshape(-1, target.shape[1])  # [B*T, A]
         flat = logits.reshape(-1, logits.shape[-1]).float()  # [B*T, sum n_a]
         losses = []
