@@ -211,3 +211,16 @@ def test_locator_scores_each_frame_on_its_own_features() -> None:
     scores = locator(clip)["scores"]
     chunked = OcclusionLocator(reid, num_regions=3, frame_chunk=1)(clip)["scores"]
     torch.testing.assert_close(scores, chunked, rtol=1e-4, atol=1e-5)
+
+
+def test_temporal_attention_with_every_neighbour_hidden_reads_zeros() -> None:
+    torch.manual_seed(0)
+    from vidreid.models.vrstc import TemporalAttention
+
+    att = TemporalAttention(8)
+    nb = torch.randn(2, 3, 8, 4, 2)
+    visible = torch.ones(2, 3, 1, 4, 2)
+    visible[0] = 0.0  # item 0: nothing usable
+    out, attn = att(torch.randn(2, 8, 4, 2), nb, visible)
+    assert out[0].abs().max() == 0 and out[1].abs().max() > 0
+    assert torch.isfinite(attn).all() and torch.isfinite(out).all()
