@@ -244,7 +244,8 @@ def run_measured(cmd: list[str], log_path: Path) -> dict:
             "peak_tree_rss_gb": peak_tree / 1e9, "log": str(log_path)}
 
 
-def memory_check(scale: str, data_dir: Path, runs: Path, stc_steps: int) -> dict:
+def memory_check(scale: str, data_dir: Path, runs: Path, stc_steps: int,
+                 overrides: list[str] = ()) -> dict:
     """Peak memory of ``vrstc train-stc`` and ``vrstc complete`` with the MARS configs
     (``configs/vrstc/stc/mars.yaml``: ResNet-50 non-local re-ID network, 256x128, the
     paper's frame-level ResNet-50 guider) on a synthetic set of ``MEMORY_SETS[scale]``.
@@ -276,7 +277,7 @@ def memory_check(scale: str, data_dir: Path, runs: Path, stc_steps: int) -> dict
                    weights[key])
     common = [f"data.root={out}", f"reid.weights={weights['reid']}",
               f"guider.weights={weights['guider']}", "train.progress=false",
-              f"data.num_workers={MEMORY_WORKERS}"]
+              f"data.num_workers={MEMORY_WORKERS}", *overrides]
     stamp = int(time.time())
     cli = [sys.executable, "-m", "vidreid.cli", "vrstc"]
     train = run_measured([*cli, "train-stc", str(MEMORY_STC_CONFIG), *common,
@@ -284,7 +285,8 @@ def memory_check(scale: str, data_dir: Path, runs: Path, stc_steps: int) -> dict
                           f"run_name=memory-stc-{stamp}"], runs / f"memory-train-{stamp}.log")
     result = {"set": {**spec, "train_tracklets": len(lengths), "train_frames": sum(lengths),
                       "max_len": max(lengths), "root": str(out)},
-              "train_stc": train, "stc_steps": stc_steps, "limit_gb": MEMORY_LIMIT_GB}
+              "train_stc": train, "stc_steps": stc_steps, "limit_gb": MEMORY_LIMIT_GB,
+              "overrides": list(overrides)}
     if train["returncode"] == 0:
         result["complete"] = run_measured(
             [*cli, "complete", str(MEMORY_STC_CONFIG), "--weights",
@@ -327,8 +329,16 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the memory check of train-stc / complete on this set")
     parser.add_argument("--memory-steps", type=int, default=20,
                         help="STCnet steps of the memory check")
+    parser.add_argument("--step-memory", type=int, metavar="BATCH",
+                        help="only the peak RSS of one STCnet step at this batch size "
+                             "(MARS STC config, random tensors)")
+    parser.add_argument("--memory-overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="STC config overrides of the memory check (both commands)")
     args = parser.parse_args(argv)
     seeds = [int(x) for x in args.seeds.split(",") if x]
+    if args.step_memory:
+        print(json.dumps(step_memory(args.step_memory)))
+        return 0
     if args.memory:
         return memory_main(args)
 
@@ -472,16 +482,62 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def step_memory(batch_size: int, num_classes: int = 625) -> dict:
+    """Peak RSS of one STCnet training step (discriminator + generator update, backward
+    through the ID guider) with the MARS STC config at its working size, on random tensors:
+    the per-step term of ``train-stc``'s memory, without data or a locating pass. Run it in
+    a fresh process (``--step-memory B``): ``ru_maxrss`` is the process's lifetime peak."""
+    import resource
+    from contextlib import nullcontext
+
+    from vidreid.methods.vrstc.config import load_stc_config, reid_input_size
+    from vidreid.methods.vrstc.stc import STCStep, build_stc
+    from vidreid.models import build_model
+    from vidreid.models.vrstc import IDGuider
+
+    cfg = load_stc_config(MEMORY_STC_CONFIG)
+    h, w, m, r = cfg.data.height, cfg.data.width, cfg.generator.num_neighbours, \
+        cfg.locator.num_regions
+    model = dict(cfg.guider.model)
+    guider_net = build_model(model.pop("name"), num_classes, **model)
+    nets = build_stc(cfg.generator.base_channels)
+    disc = torch.nn.ModuleDict({"local": nets["local"], "global": nets["global"]})
+    guider = IDGuider(guider_net, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
+                      size=reid_input_size(cfg))
+    step = STCStep(disc, torch.optim.Adam(disc.parameters()), guider,
+                   __import__("vidreid.methods.vrstc.stc", fromlist=["x"]).STCLossWeights(), r)
+    trainer = type("T", (), {"device": torch.device("cpu"), "net": nets["generator"],
+                             "autocast": staticmethod(nullcontext), "batch_items": 0})()
+    stripes = torch.zeros(batch_size, r, dtype=torch.bool)
+    stripes[:, 0] = True
+    from vidreid.models.vrstc import stripe_mask
+
+    batch = {"frame": torch.rand(batch_size, 3, h, w) * 2 - 1,
+             "mask": stripe_mask(stripes, h, w), "stripes": stripes,
+             "neighbours": torch.rand(batch_size, m, 3, h, w) * 2 - 1,
+             "neighbour_mask": torch.zeros(batch_size, m, 1, h, w),
+             "pid": torch.randint(num_classes, (batch_size,))}
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    t0 = time.perf_counter()
+    loss, _ = step(trainer, batch)
+    loss.backward()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    return {"batch_size": batch_size, "size": [h, w], "neighbours": m,
+            "peak_rss_gb_before_step": before, "peak_rss_gb": peak,
+            "seconds": time.perf_counter() - t0}
+
+
 def memory_main(args: argparse.Namespace) -> int:
     """``--memory SET``: the peak-memory check alone; writes ``vrstc-memory-SET.json``."""
     runs = args.runs_dir / "vrstc"
-    result = memory_check(args.memory, args.data_dir, runs, args.memory_steps)
+    result = memory_check(args.memory, args.data_dir, runs, args.memory_steps,
+                          args.memory_overrides)
     lines = [f"## VRSTC memory check on the `{args.memory}` set "
              f"({result['set']['train_tracklets']} training tracklets, "
              f"{result['set']['train_frames']} frames, up to {result['set']['max_len']} "
              f"frames, {result['set']['size'][0]}x{result['set']['size'][1]}; "
              f"configs/vrstc/stc/mars.yaml, {result['stc_steps']} STCnet steps, "
-             f"{MEMORY_WORKERS} loader workers)", "",
+             f"{MEMORY_WORKERS} loader workers; overrides {result['overrides']})", "",
              "| command | exit | minutes | peak RSS (GB) | peak tree RSS (GB) | "
              f"< {MEMORY_LIMIT_GB} GB |", "|---|---:|---:|---:|---:|---|"]
     for key in ("train_stc", "complete"):

@@ -58,7 +58,9 @@ def test_training_cache_never_holds_more_than_its_size(tmp_path: Path) -> None:
     a = uncached[4]
     torch.manual_seed(0)
     b = samples[4]
-    assert len(uncached._frames) == 0 and torch.equal(a["frame"], b["frame"])
+    assert len(uncached._frames) == 0
+    for key in ("frame", "mask", "stripes", "neighbours", "neighbour_mask"):
+        assert torch.equal(a[key], b[key]), key
     with pytest.raises(ValueError, match="cache_tracklets"):
         STCTrainSamples(tracklets, scores, height=H, width=W, cache_tracklets=-1)
 

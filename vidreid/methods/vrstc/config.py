@@ -84,7 +84,8 @@ class STCTrainConfig:
     num_threads: int | None = None
     log_every: int = 50
     progress: bool = True
-    cache_tracklets: int = 64  # decoded tracklets kept per loader worker (LRU; 0: none)
+    cache_tracklets: int = 0  # decoded tracklets kept per loader worker (LRU); 0: decode
+    # only each sample's target and neighbours
 
 
 @dataclass

@@ -79,9 +79,9 @@ JPEG_QUALITY = 100
 JPEG_SUBSAMPLING = 0
 PIL_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP"}
 STC_CHECKPOINT_VERSION = 1
-#: Decoded tracklets an :class:`STCTrainSamples` keeps per loader worker (ours; at 256x128 a
-#: 400-frame tracklet is ~39 MB, so 64 of them bound a worker to ~2.5 GB).
-DEFAULT_CACHE_TRACKLETS = 64
+#: Decoded tracklets an :class:`STCTrainSamples` keeps per loader worker (ours; 0: decode
+#: only each sample's target and neighbours. At 256x128 a 400-frame tracklet is ~39 MB).
+DEFAULT_CACHE_TRACKLETS = 0
 #: Occluded frames sent through the generator at once in completion (ours; ~220 MiB of
 #: activations per frame at 256x128 with 4 neighbours).
 DEFAULT_BATCH_FRAMES = 8
@@ -251,12 +251,12 @@ class STCTrainSamples(torch.utils.data.Dataset):
     locator flags at ``tau``); neighbours' stripes under ``source_tau`` are hidden from the
     temporal branch (:func:`source_hidden`), as in completion.
 
-    Decoded tracklets are kept at the working size as uint8 (``T * 3 * H * W`` bytes) in a
-    least-recently-used cache of ``cache_tracklets`` tracklets (each DataLoader worker holds
-    its own): a sample needs its target and neighbours, and decoding + resizing the whole
-    tracklet for every sample cost ~0.05 s per sample (32-frame tracklets at 128x64, one
-    core), while caching every tracklet would hold the whole training set (~50 GB per
-    worker for MARS at 256x128). ``cache_tracklets=0`` disables the cache.
+    Memory stays bounded: by default (``cache_tracklets=0``) a sample decodes only its
+    target and its ``M`` neighbours. ``cache_tracklets=N`` keeps the last ``N`` decoded
+    tracklets whole at the working size as uint8 (``T * 3 * H * W`` bytes each; each
+    DataLoader worker holds its own), least recently used evicted first: worth it only
+    when samples of a tracklet come close together (short tracklets, small sets); caching
+    every tracklet would hold the whole training set (~50 GB per worker for MARS at 256x128).
     """
 
     def __init__(
@@ -309,13 +309,21 @@ class STCTrainSamples(torch.utils.data.Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         i, t = self.items[index]
-        work = self.working_frames(i)
-        sources = stripe_mask(self.hidden_sources[i], self.height, self.width)
+        length = len(self.tracklets[i].frames)
+        idx = [int(t), *neighbour_indices(length, int(t), self.num_neighbours)]
+        if self.cache_tracklets:
+            work = self.working_frames(i)[idx]  # [1 + M, 3, H, W]
+        else:  # decode only the target and its neighbours
+            paths = self.tracklets[i].frames
+            work = to_unit(resize_each([paths[j] for j in idx], self.height, self.width))
+        sources = stripe_mask(self.hidden_sources[i][idx], self.height, self.width)
+        nb_mask = sources[1:].clone()
+        if length == 1:
+            nb_mask.fill_(1.0)  # no other frame: nothing to read
         flags = self.sampler.sample()
-        nb, nb_mask = neighbour_batch(work, sources, [int(t)], self.num_neighbours)
         return {
-            "frame": work[t], "mask": stripe_mask(flags, self.height, self.width),
-            "stripes": flags, "neighbours": nb[0], "neighbour_mask": nb_mask[0],
+            "frame": work[0], "mask": stripe_mask(flags, self.height, self.width),
+            "stripes": flags, "neighbours": work[1:], "neighbour_mask": nb_mask,
             "pid": self.tracklets[i].pid,
         }
 
