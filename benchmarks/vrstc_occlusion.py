@@ -68,6 +68,7 @@ TAU_SWEEP = (0.89, 0.93, 0.95, 0.96, 0.97, 0.98)
 #: The STCnet reconstruction loss has flattened when its mean over the last quarter of the
 #: logged steps is less than this much (relative) below the quarter before.
 FLAT_TOLERANCE = 0.05
+FLAT_RECORDS = 40  # STCnet losses logged over the run (for the flatness check)
 #: Memory check: the MARS configs, the limit, RSS sampling period, loader workers.
 MEMORY_STC_CONFIG = REPO / "configs" / "vrstc" / "stc" / "mars.yaml"
 MEMORY_LIMIT_GB = 6.0
@@ -408,7 +409,9 @@ def main(argv: list[str] | None = None) -> int:
         num_neighbours=nn_, base_channels=stc_cfg.generator.base_channels,
         steps=args.stc_steps or stc_cfg.train.steps, batch_size=stc_cfg.train.batch_size,
         lr=stc_cfg.train.lr, betas=tuple(stc_cfg.train.betas), seed=stc_cfg.train.seed,
-        locator_scores=train_located, source_tau=stc_cfg.locator.source_tau, reid_size=reid_size,
+        locator_scores=train_located, source_tau=stc_cfg.locator.source_tau,
+        log_every=max(1, (args.stc_steps or stc_cfg.train.steps) // FLAT_RECORDS),
+        reid_size=reid_size,
     )
     stc_minutes = (time.perf_counter() - t1) / 60
     flat = loss_flatness(stc["history"])
