@@ -481,6 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dump({"detection": detection, "tau_sweep": sweep, "quality": quality,
                    "raw": raw_rows, "completed": done_rows, "seeds": seeds,
                    "completion": summary, "stc": stc["last"], "stc_flatness": flat,
+                   "stc_history": stc["history"],
                    "stc_minutes": stc_minutes}, fh, indent=1, default=str)
     os.replace(tmp, out.with_suffix(".json"))
     print(f"written: {out}")
