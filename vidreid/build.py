@@ -93,8 +93,11 @@ def ignore_stop_signals(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def build_train_loader(cfg: DictConfig, tracklets: list[Any]) -> DataLoader:
-    """Training batches (``data.epoch`` says how), this rank's share under DDP."""
+def build_train_loader(
+    cfg: DictConfig, tracklets: list[Any], targets: dict[str, Any] | None = None
+) -> DataLoader:
+    """Training batches (``data.epoch`` says how), this rank's share under DDP; ``targets``
+    (``Criterion.batch_targets()``) ride along with each clip."""
     from vidreid.data.samplers import build_train_sampler
     from vidreid.data.video_dataset import TrainClipDataset
     from vidreid.engine.trainer import SkippableSampler
@@ -102,7 +105,7 @@ def build_train_loader(cfg: DictConfig, tracklets: list[Any]) -> DataLoader:
     d = cfg.data
     dataset = TrainClipDataset(
         tracklets, seq_len=d.seq_len, strategy=d.train_sampling,
-        transform=build_transform(cfg, train=True), seed=cfg.train.seed,
+        transform=build_transform(cfg, train=True), seed=cfg.train.seed, targets=targets,
         **to_container(d.train_sampling_opts),
     )
     sampler = build_train_sampler(
@@ -442,7 +445,9 @@ def describe_recipe(cfg: DictConfig) -> list[str]:
         f" query {len(dataset.query)}, gallery {len(dataset.gallery)}",
         f"batch: {d.batch_size} clips per process x {world} process(es) of {d.seq_len} frames"
         f" at {d.height}x{d.width} ({d.train_sampling} sampling), "
-        f"{type(sampler).__name__} with {d.num_instances} clips per identity",
+        + (f"{type(sampler).__name__}: shuffled tracklets, no identity structure"
+         if d.epoch == "shuffle" else
+         f"{type(sampler).__name__} with {d.num_instances} clips per identity"),
         f"iterations per epoch: {iterations}",
         f"epochs: {t.epochs}, total iterations: {iterations * t.epochs}",
         "learning rate: " + ", ".join(

@@ -169,12 +169,12 @@ def test_set_epoch_reaches_persistent_dataloader_workers(tracklets):
         assert [frame_ids(c) for c in clips] == [ds.frame_indices(i).tolist() for i in range(2)]
 
 
-def test_train_dataset_yields_each_tracklets_attribute_labels(tracklets):
+def test_train_dataset_yields_each_tracklets_targets(tracklets):
     labels = np.arange(len(tracklets) * 2).reshape(len(tracklets), 2)
     ds = TrainClipDataset(tracklets, seq_len=2, strategy="consecutive", transform=None,
-                          labels=labels)
-    clips, pids, camids, attr = next(iter(DataLoader(ds, batch_size=len(tracklets))))
-    assert attr.tolist() == labels.tolist() and len(pids) == len(tracklets)
-    with pytest.raises(ValueError, match="labels has 1 rows"):
+                          targets={"attr_labels": labels})
+    clips, pids, camids, targets = next(iter(DataLoader(ds, batch_size=len(tracklets))))
+    assert targets["attr_labels"].tolist() == labels.tolist() and len(pids) == len(tracklets)
+    with pytest.raises(ValueError, match=r"targets\['attr_labels'\] has 1 rows"):
         TrainClipDataset(tracklets, seq_len=2, strategy="consecutive", transform=None,
-                         labels=labels[:1])
+                         targets={"attr_labels": labels[:1]})

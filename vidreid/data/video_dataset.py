@@ -164,8 +164,8 @@ def _apply(transform: Transform | None, clip: torch.Tensor) -> torch.Tensor:
 
 class TrainClipDataset(torch.utils.data.Dataset):
     """One random clip per tracklet: ``(clip [T,3,H,W], pid, camid)``, plus the tracklet's
-    attribute labels ``int64 [A]`` as a 4th item when ``labels`` (``[len(tracklets), A]``,
-    e.g. :func:`vidreid.data.attributes.tracklet_labels`) is given.
+    targets ``{name: row}`` as a 4th item when ``targets`` (``{name: [len(tracklets), ...]}``,
+    e.g. the attribute term's per-tracklet labels) is given.
 
     Frame choice is drawn from a generator seeded by (seed, epoch, index), so it is
     reproducible, independent of worker count and different each epoch. The epoch lives
@@ -182,13 +182,15 @@ class TrainClipDataset(torch.utils.data.Dataset):
         transform: Transform | None,
         seed: int = 0,
         on_error: str = "raise",
-        labels: np.ndarray | None = None,
+        targets: dict[str, np.ndarray] | None = None,
         **strategy_opts: object,
     ) -> None:
         SAMPLING.get(strategy)  # fail now, with the list of known names
-        if labels is not None and len(labels) != len(tracklets):
-            raise ValueError(f"labels has {len(labels)} rows for {len(tracklets)} tracklets")
-        self.labels = None if labels is None else torch.as_tensor(np.asarray(labels))
+        for name, rows in (targets or {}).items():
+            if len(rows) != len(tracklets):
+                raise ValueError(f"targets[{name!r}] has {len(rows)} rows for "
+                                 f"{len(tracklets)} tracklets")
+        self.targets = {k: torch.as_tensor(np.asarray(v)) for k, v in (targets or {}).items()}
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         self.tracklets = _check_tracklets(tracklets)
@@ -225,8 +227,9 @@ class TrainClipDataset(torch.utils.data.Dataset):
         clip = _read_indices(
             tracklet.frames, self.frame_indices(index), self.on_error, self.skipped
         )
-        if self.labels is not None:
-            return _apply(self.transform, clip), tracklet.pid, tracklet.camid, self.labels[index]
+        if self.targets:
+            row = {k: v[index] for k, v in self.targets.items()}
+            return _apply(self.transform, clip), tracklet.pid, tracklet.camid, row
         return _apply(self.transform, clip), tracklet.pid, tracklet.camid
 
 

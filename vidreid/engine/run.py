@@ -47,7 +47,7 @@ def run_training(
     criterion.to(device)
     optimizer = B.build_optimizer(cfg, [*model.parameters(), *criterion.parameters()])
     scheduler = B.build_scheduler(cfg, optimizer)
-    loader = B.build_train_loader(cfg, dataset.train)
+    loader = B.build_train_loader(cfg, dataset.train, criterion.batch_targets())
     run_dir = run_dir_of(resume) if resume is not None else B.new_run_dir(cfg)
     if D.is_main_process():
         save_config(cfg, run_dir / B.CONFIG_FILE)

@@ -2,12 +2,12 @@
 
 Per-tracklet labels (the public MARS / DukeV attribute files annotate tracklets, and an
 identity's tracklets often disagree) reach the term as ``outputs["attr_labels"]`` ``[B, A]``:
-the batch's own labels, which :class:`vidreid.data.video_dataset.TrainClipDataset` yields as
-a 4th item when given ``labels=tracklet_labels(...)``. The training step must copy that
-item into ``outputs``; today's trainer (``engine/trainer.py``) drops a batch's extra items, so
-until its step hook does, the term falls back to per-identity labels (``[num_classes, A]``,
--1 = missing) looked up by pid: from a per-identity file, or from a per-tracklet file only
-where all of an identity's tracklets agree (no majority vote; see
+the batch's own labels: the term declares them as per-tracklet batch targets
+(:meth:`AttributeLoss.batch_targets`), the train loader yields them with each clip and the
+trainer's step puts them in ``outputs``. Without them (labels given directly, or a
+per-identity file) the term uses per-identity labels (``[num_classes, A]``, -1 = missing)
+looked up by pid: from a per-identity file, or from a per-tracklet file only where all of an
+identity's tracklets agree (no majority vote; see
 :func:`vidreid.data.attributes.train_identity_labels`). Built by the engine with the dataset
 (``dataset=``: its ``attributes_file`` and ``extra["train_raw_pids"]``), or directly with a
 ``labels`` array.
@@ -25,8 +25,10 @@ import torch.nn.functional as F
 
 from vidreid.data.attributes import (
     MISSING,
+    PID_KEY,
     attribute_groups,
     load_attribute_table,
+    tracklet_labels,
     train_identity_labels,
 )
 from vidreid.losses import LOSSES
@@ -63,6 +65,7 @@ class AttributeLoss(LossTerm):
         label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
+        self._tracklet_labels: np.ndarray | None = None  # [len(train), A] when per-tracklet
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = label_smoothing
@@ -80,6 +83,8 @@ class AttributeLoss(LossTerm):
                 )
             table = load_attribute_table(dataset.attributes_file, self.attribute_names, values)
             labels = train_identity_labels(table, dataset)
+            if table.key != PID_KEY:  # the batch's own tracklets' labels, not the identity's
+                self._tracklet_labels = tracklet_labels(table, dataset.train, dataset.root)
         labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         if labels.dim() != 2 or labels.shape[1] != len(self.sizes):
             raise ValueError(
@@ -101,6 +106,12 @@ class AttributeLoss(LossTerm):
             warnings.warn("attribute loss: no training identity has an attribute label; "
                           "the term will be 0", stacklevel=2)
         self.register_buffer("labels", labels, persistent=False)  # [num_classes, A]
+
+    def batch_targets(self) -> dict[str, np.ndarray]:
+        """Per-training-tracklet targets the loader should yield: ``attr_labels [N, A]``."""
+        if self._tracklet_labels is None:
+            return {}
+        return {"attr_labels": self._tracklet_labels}
 
     def forward(self, outputs: Mapping[str, torch.Tensor], pids: torch.Tensor) -> torch.Tensor:
         logits = self.read(outputs, "attr_logits")
