@@ -415,7 +415,8 @@ def extract_dataset(
 
     writer = open_writer() if rank == 0 else None
     if writer is not None:  # keep shards other ranks of a crashed run wrote but rank 0 did not list
-        adopted = writer.adopt_unlisted(len(tracklets), lambda i: ids[i * size : (i + 1) * size])
+        adopted = writer.adopt_unlisted(len(tracklets), lambda i: ids[i * size : (i + 1) * size],
+                                        ensure_manifest=world > 1)
         if adopted:
             logging.getLogger(__name__).info("kept %d finished shard(s) not yet listed: %s",
                                              len(adopted), adopted)

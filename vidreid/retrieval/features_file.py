@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -276,13 +277,14 @@ class FeatureWriter:
             self._write_manifest(complete=False)
         return path
 
-    def adopt_unlisted(self, total: int, expected_ids: Callable[[int], Sequence[str]]) -> list[int]:
+    def adopt_unlisted(self, total: int, expected_ids: Callable[[int], Sequence[str]],
+                       ensure_manifest: bool = False) -> list[int]:
         """List the shard files present but not in the manifest that this same extraction
         wrote (a multi-process run stopped before the main process listed them): same
         ``identity``, the tracklet ids ``expected_ids(index)``, ``[n, dim]`` features. Others
-        are left alone (they will be overwritten). Writes the manifest (also when it adopts
-        nothing, so the folder has one before any process writes a shard); returns the
-        adopted indices."""
+        are left alone (they will be overwritten). Rewrites the manifest only when it adopts
+        a shard, or (``ensure_manifest``) when there is none yet, so that a multi-process
+        folder has one before any process writes a shard; returns the adopted indices."""
         adopted = []
         for index in range(-(-int(total) // self.shard_size)):
             path = self.out_dir / shard_name(index)
@@ -300,7 +302,8 @@ class FeatureWriter:
                 self._shards[index] = {"index": index, "file": path.name, "count": len(want),
                                        "sha256": file_sha256(path)}
                 adopted.append(index)
-        self._write_manifest(complete=False)
+        if adopted or (ensure_manifest and not self._manifest_path.exists()):
+            self._write_manifest(complete=False)
         return adopted
 
     def shard_entries(self, indices: Sequence[int]) -> list[dict[str, Any]]:
