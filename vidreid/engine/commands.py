@@ -127,6 +127,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- configs
+def cmd_configs(args: argparse.Namespace) -> int:
+    """Print the packaged config names (optionally those containing ``args.match``)."""
+    from vidreid.engine.config import packaged_configs
+
+    names = [n for n in packaged_configs() if not args.match or args.match in n]
+    if not names:
+        raise ValueError(f"no packaged config name contains {args.match!r}")
+    sys.stdout.write("".join(f"{n}\n" for n in names))
+    return 0
+
+
 # ----------------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     from vidreid.engine.demo import run_demo
@@ -137,11 +149,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add ``train``, ``eval`` and ``demo`` to the ``vidreid`` command."""
     p = subparsers.add_parser(
-        "train", help="train a model from a YAML config",
-        description="vidreid train CONFIG [key=value ...] | vidreid train --resume RUN [key=value]",
+        "train", help="train a model from a config (a packaged name or a YAML file)",
+        description="vidreid train CONFIG [key=value ...] | vidreid train --resume RUN [key=value]."
+                    " CONFIG is a packaged name such as baselines/tp_synth (vidreid configs"
+                    " lists them) or a YAML file.",
     )
     p.add_argument("items", nargs="*", metavar="CONFIG|KEY=VALUE",
-                   help="config file then dotted overrides, e.g. optim.lr=1e-4")
+                   help="config name or file, then dotted overrides, e.g. optim.lr=1e-4")
     p.add_argument("--resume", metavar="RUN", action=ValueThenOverrides,
                    help="continue the run in folder RUN (last.pt)")
     p.set_defaults(func=cmd_train, more_items=[])
@@ -161,6 +175,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--all-splits", action="store_true",
                    help="iLIDS-VID / PRID: evaluate the 10 splits and print mean / std")
     p.set_defaults(func=cmd_eval, more_items=[])
+
+    p = subparsers.add_parser(
+        "configs", help="list the packaged configs (names for vidreid train NAME)",
+        description="Lists the configs shipped with vidreid. Pass a name to vidreid train,"
+                    " e.g. vidreid train cosam/mars data.root=DATA.")
+    p.add_argument("match", nargs="?", help="only names containing this text, e.g. mars")
+    p.set_defaults(func=cmd_configs)
 
     p = subparsers.add_parser("demo", help="synthetic MARS-layout set: train TP, evaluate")
     p.add_argument("--out", default="runs/demo", help="folder for the data and the run")

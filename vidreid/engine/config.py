@@ -10,10 +10,15 @@ model / criterion is built (:func:`vidreid.models.check_kwargs`).
 A YAML file may say ``base: relative/path.yaml``: the base is loaded first (recursively) and
 the file merged over it, so one method recipe serves several dataset configs. Dicts merge
 key by key (a derived file cannot delete a key of its base; set it to ``null`` instead).
+
+The recipes ship inside the package (``vidreid/configs/``, package data of the wheel): a
+config argument is a path, or a packaged name such as ``cosam/mars`` (see
+:func:`resolve_config`, ``vidreid configs``).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +33,10 @@ from vidreid.atomic import write_text
 
 BASE_KEY = "base"
 MAX_BASE_DEPTH = 8
+PACKAGED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_SUFFIX = ".yaml"
+OLD_CONFIGS_PREFIX = "configs/"  # paths of a source checkout before the configs moved
+MAX_CLOSE_NAMES = 5
 
 
 @dataclass
@@ -142,6 +151,35 @@ def schema() -> DictConfig:
     return OmegaConf.structured(ExperimentConfig)
 
 
+def packaged_configs() -> list[str]:
+    """Names of the packaged configs (``cosam/mars``, ``vrstc/stc/synth``, ...), sorted."""
+    return sorted(p.relative_to(PACKAGED_CONFIGS).with_suffix("").as_posix()
+                  for p in PACKAGED_CONFIGS.rglob(f"*{CONFIG_SUFFIX}"))
+
+
+def resolve_config(name: str | os.PathLike[str]) -> Path:
+    """A config file from a path or a packaged name.
+
+    An existing file wins; else ``name`` (with or without ``.yaml``, with or without the
+    ``configs/`` prefix of the old source-checkout paths) is looked up in the packaged
+    configs. An unknown name raises ``FileNotFoundError`` listing the closest names.
+    """
+    path = Path(name)
+    if path.is_file():
+        return path
+    text = path.as_posix()
+    key = text[len(OLD_CONFIGS_PREFIX):] if text.startswith(OLD_CONFIGS_PREFIX) else text
+    key = key.removesuffix(CONFIG_SUFFIX)
+    packaged = PACKAGED_CONFIGS / f"{key}{CONFIG_SUFFIX}"
+    if key and not Path(key).is_absolute() and packaged.is_file():
+        return packaged
+    close = difflib.get_close_matches(key, packaged_configs(), n=MAX_CLOSE_NAMES, cutoff=0.4)
+    hint = (f"; closest packaged names: {', '.join(close)}" if close
+            else "; `vidreid configs` lists the packaged names")
+    raise FileNotFoundError(f"config not found: {text} is neither a file nor a packaged"
+                            f" config name{hint}")
+
+
 def _read_yaml(path: Path, depth: int = 0) -> list[DictConfig]:
     """Configs to merge, base first, for ``path`` and its chain of ``base:`` files."""
     if depth > MAX_BASE_DEPTH:
@@ -192,7 +230,7 @@ def load_config(
 ) -> DictConfig:
     """Load ``path`` (and its ``base:`` chain) over the schema, then apply ``overrides``.
 
-    ``path`` may also be a plain dict or a DictConfig (validated the same way); ``None``
+    ``path`` is a file or a packaged name (:func:`resolve_config`). It may also be a plain dict or a DictConfig (validated the same way); ``None``
     starts from the schema defaults. Unknown keys and values of the wrong type raise
     ``ValueError`` naming the key.
     """
@@ -200,7 +238,7 @@ def load_config(
         cfgs, where = [OmegaConf.create(to_container(path) if isinstance(path, DictConfig)
                                         else path)], "config"
     elif path is not None:
-        cfgs, where = _read_yaml(Path(path).resolve()), str(path)
+        cfgs, where = _read_yaml(resolve_config(path).resolve()), str(path)
     else:
         cfgs, where = [], "config"
     cfg = _merge(cfgs, where)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from vidreid.engine.config import load_config
+from vidreid.engine.config import PACKAGED_CONFIGS, load_config
 
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "baselines" / "tp_synth.yaml"
+DEMO_CONFIG = PACKAGED_CONFIGS / "baselines" / "tp_synth.yaml"
 DEMO_SEED = 0
 DEMO_CAMERAS = 6
 DEMO_SIZE = (128, 64)
@@ -31,7 +31,7 @@ def run_demo(out: str = "runs/demo", quick: bool = False) -> int:
 
     if not DEMO_CONFIG.is_file():
         raise FileNotFoundError(
-            f"demo config not found: {DEMO_CONFIG} (run the demo from a source checkout)"
+            f"demo config not found: {DEMO_CONFIG} (a broken install? reinstall vidreid)"
         )
     ids, max_len, epochs = QUICK if quick else FULL
     t0 = time.perf_counter()
