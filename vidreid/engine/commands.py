@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,12 @@ from vidreid.engine.trainer import NonFiniteLossError
 
 SPLIT_PLACEHOLDER = "{split}"
 NUM_SPLITS = 10
+
+
+def next_command(run_dir: Path, interrupted: bool) -> str:
+    """What to type after ``vidreid train``: resume an interrupted run, else evaluate it."""
+    run = shlex.quote(str(run_dir))
+    return f"next: vidreid train --resume {run}" if interrupted else f"next: vidreid eval {run}"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -52,6 +59,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if result.last_eval:
             print("  ".join(f"{k} {v:.2f}" for k, v in result.last_eval.items()))
         print(f"run folder: {run_dir}")
+        print(next_command(run_dir, result.interrupted))
     if result.interrupted:
         return 130 if result.signal_name == "SIGINT" else 143
     return 0

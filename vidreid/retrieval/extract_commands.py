@@ -1,12 +1,7 @@
 """``vidreid extract`` (tracklet features to a features folder) and ``vidreid export`` (ONNX).
 
-``vidreid extract CONFIG --weights W --data ROOT --dataset NAME [--split gallery] --out FEATS``
-extracts a split of a dataset (``build_dataset(NAME, ROOT)``; the config's ``data.options``
-apply when NAME is the config's ``data.name``); tracklet ids are ``<split>/<position>``.
-Without ``--dataset``, ``--data DIR`` is a folder of tracklets: every folder below DIR
-that holds images is one tracklet (id: its path relative to DIR; pid and camera unknown,
--1). Re-running the same command resumes an interrupted extraction (finished shards are
-skipped); see :mod:`vidreid.retrieval.features_file` for the format.
+The command forms are in :data:`EXTRACT_HELP` (shown by ``vidreid extract --help``); see
+:mod:`vidreid.retrieval.features_file` for the features format.
 """
 
 from __future__ import annotations
@@ -16,7 +11,24 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from vidreid.data.tracklet import Tracklet
+
+EXTRACT_HELP = """\
+vidreid extract RUN --data ROOT --dataset NAME [--split gallery] --out FEATS extracts a
+split of a dataset with the model of a training run (RUN: the folder vidreid train printed;
+the run's data options apply when NAME is the dataset it was trained on). Tracklet ids are
+SPLIT/POSITION.
+
+Without --dataset, --data DIR is a folder of tracklets: every folder below DIR that holds
+images is one tracklet (id: its path relative to DIR; person and camera unknown, -1).
+
+In place of RUN: "imagenet" uses the installed ImageNet MobileNetV2 with frame features
+averaged over the tracklet (a starting point before any re-ID training, not a re-ID model);
+or the older form CONFIG --weights W. Re-running the same command resumes an interrupted
+extraction."""
+
 
 SPLITS = ("gallery", "query", "train", "test")  # test = query then gallery
 UNKNOWN = -1
@@ -70,19 +82,19 @@ def dataset_tracklets(
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from vidreid.engine.config import load_config, to_container
-    from vidreid.retrieval.extractor import FeatureExtractor, extract_dataset
+    from vidreid.engine.config import to_container
+    from vidreid.retrieval.extractor import extract_dataset, open_extractor
 
-    cfg = load_config(args.config, args.overrides)
+    extractor = open_extractor(
+        args.model, args.weights, args.overrides, args.device, batch_frames=args.batch_frames,
+        amp=args.amp, num_workers=args.workers,
+    )
+    cfg = extractor.cfg
     if args.dataset:
         options = to_container(cfg.data.options) if args.dataset == cfg.data.name else {}
         tracklets, ids = dataset_tracklets(args.dataset, args.data, args.split, options)
     else:
         tracklets, ids = folder_tracklets(args.data)
-    extractor = FeatureExtractor(
-        cfg, args.weights, args.device, batch_frames=args.batch_frames, amp=args.amp,
-        num_workers=args.workers,
-    )
     manifest = extract_dataset(
         extractor, tracklets, args.out, ids=ids, shard_size=args.shard_size,
         progress=not args.quiet,
@@ -92,12 +104,11 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from vidreid.engine.config import load_config
     from vidreid.retrieval.export import check_onnx_parity, export_onnx
-    from vidreid.retrieval.extractor import load_model
+    from vidreid.retrieval.extractor import open_extractor
 
-    cfg = load_config(args.config, args.overrides)
-    model = load_model(cfg, args.weights)
+    extractor = open_extractor(args.model, args.weights, args.overrides)
+    cfg, model = extractor.cfg, extractor.model.float().to(memory_format=torch.contiguous_format)
     size = (int(cfg.data.height), int(cfg.data.width))
     num_frames = int(cfg.data.test_seq_len or cfg.data.seq_len)
     out = Path(args.out)
@@ -129,16 +140,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="experiment config (YAML) the weights were trained with")
+    p.add_argument("model", metavar="RUN|imagenet|CONFIG",
+                   help="a run folder of vidreid train (or its checkpoint); imagenet for the"
+                        " zero-shot ImageNet network; or a config given with --weights")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    p.add_argument("--weights", required=True, help="trainer checkpoint or state dict (.pt)")
+    p.add_argument("--weights", help="with a CONFIG: the checkpoint or state dict (.pt) it"
+                                     " was trained with")
 
 
 def register(subparsers: Any) -> None:
     """Add ``extract`` and ``export`` to the ``vidreid`` parser."""
     p = subparsers.add_parser(
         "extract", help="tracklet features of a dataset split or a folder, to a features folder",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=EXTRACT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_config_args(p)
     p.add_argument("--data", required=True, metavar="ROOT|DIR",

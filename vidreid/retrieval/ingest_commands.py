@@ -1,10 +1,10 @@
 """``vidreid ingest VIDEO --camera C --out DIR``: people in a video -> tracklets on disk.
 
 Detects people (``--detector bgsub|hog|onnx``) on every ``--every``-th frame, tracks them
-(``--tracker sort|deepsort``; appearance from a trained model with ``--config``/``--weights``),
+(``--tracker sort|deepsort``; appearance from ``--model RUN``, ``--model imagenet`` or ``--config``),
 cuts tracks into tracklets (``--min-len``, ``--max-gap``, ``--max-len``) and writes the
 crops in the ``folder`` layout with ``manifest.csv``; see :mod:`vidreid.retrieval.ingest`.
-The output goes straight into ``vidreid extract CONFIG --weights W --data DIR --dataset
+The output goes straight into ``vidreid extract RUN --data DIR --dataset
 folder --split gallery --out FEATS`` and then ``vidreid index build|add``. Re-running the
 same command resumes an interrupted ingest; a finished ``DIR`` is never overwritten.
 """
@@ -17,18 +17,24 @@ from typing import Any
 import numpy as np
 
 
-def make_encoder(config: str, weights: str | None, device: str = "cpu",
-                 overrides: list[str] | None = None) -> tuple[Any, str]:
+def make_encoder(config: str | None, weights: str | None, device: str = "cpu",
+                 overrides: list[str] | None = None, *, model: str | None = None
+                 ) -> tuple[Any, str]:
     """An appearance encoder for the tracker from a trained model: ``(encoder, identity)``.
 
-    Each crop is encoded as a one-frame tracklet by
+    ``model`` is a run folder or ``imagenet`` (:func:`~vidreid.retrieval.extractor.
+    open_extractor`); else ``config`` with ``weights`` (None: random initialisation). Each
+    crop is encoded as a one-frame tracklet by
     :class:`~vidreid.retrieval.extractor.FeatureExtractor`.
     """
     from vidreid.engine.config import load_config
-    from vidreid.retrieval.extractor import FeatureExtractor
+    from vidreid.retrieval.extractor import FeatureExtractor, open_extractor
 
-    extractor = FeatureExtractor(load_config(config, overrides or []), weights, device,
-                                 num_workers=0)
+    if model is not None:
+        extractor = open_extractor(model, None, overrides or [], device, num_workers=0)
+    else:
+        extractor = FeatureExtractor(load_config(config, overrides or []), weights, device,
+                                     num_workers=0)
 
     def encode(crops: list[np.ndarray]) -> np.ndarray:
         return extractor([[c] for c in crops]).numpy()
@@ -49,11 +55,14 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     if args.detector == "hog":
         options = {"upscale": args.hog_upscale}
     encoder, encoder_id = None, None
-    if args.config:
-        encoder, encoder_id = make_encoder(args.config, args.weights, args.device)
+    if args.model and args.config:
+        raise ValueError("give either --model RUN|imagenet or --config CONFIG, not both")
+    if args.model or args.config:
+        encoder, encoder_id = make_encoder(args.config, args.weights, args.device,
+                                           model=args.model)
     elif args.tracker == "deepsort":
-        raise ValueError("--tracker deepsort needs an appearance model: --config CONFIG "
-                         "[--weights W]")
+        raise ValueError("--tracker deepsort needs an appearance model: --model RUN (or "
+                         "--model imagenet)")
     tracker_options: dict[str, Any] = {"max_age": args.max_gap}
     if encoder is not None and args.tracker == "sort":
         tracker_options["appearance_weight"] = args.appearance_weight
@@ -97,10 +106,12 @@ def register(subparsers: Any) -> None:
                    help="longest gap (processed frames) inside a tracklet; longer splits it")
     p.add_argument("--max-len", type=int, help="split tracklets longer than this")
     p.add_argument("--tracker", choices=("sort", "deepsort"), default="sort")
-    p.add_argument("--config", help="appearance model for the tracker: experiment config")
+    p.add_argument("--model", metavar="RUN|imagenet",
+                   help="appearance model for the tracker: a run folder, or imagenet")
+    p.add_argument("--config", help="older form of --model: an experiment config")
     p.add_argument("--weights", help="appearance model weights")
     p.add_argument("--appearance-weight", type=float, default=0.5,
-                   help="sort with --config: share of appearance in the matching cost")
+                   help="sort with --model: share of appearance in the matching cost")
     p.add_argument("--device", default="cpu")
     p.add_argument("--chunk-frames", type=int, default=200,
                    help="frames per detection chunk (resume granularity)")

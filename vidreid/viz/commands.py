@@ -1,6 +1,6 @@
 """``vidreid viz masks|attention``: draw what a trained model looks at on one tracklet.
 
-Both sub-commands load a config and its weights, read the frames of a tracklet folder (sorted
+Both sub-commands load a trained run (``RUN``, or ``CONFIG --weights W``), read the frames of a tracklet folder (sorted
 by the numbers in their names, so ``f2.jpg`` comes before ``f10.jpg``), run the model in eval
 mode with ``return_extras=True`` on the whole tracklet as one clip, and plot:
 
@@ -58,19 +58,23 @@ def tracklet_frame_paths(
 
 
 def run_on_tracklet(
-    config: str,
+    config: str | None,
     overrides: list[str],
-    weights: str,
+    weights: str | None,
     tracklet: str,
     max_frames: int | None,
     pattern: str = "*",
 ) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """The tracklet's frames (``H x W x 3`` uint8) and the model's ``extras`` for them."""
+    """The tracklet's frames (``H x W x 3`` uint8) and the model's ``extras`` for them.
+
+    ``config`` is a run folder (or checkpoint) when ``weights`` is None, else the config the
+    ``weights`` were trained with (the older form)."""
     from vidreid.build import build_transform, load_trained
     from vidreid.data.video_dataset import read_frames
 
     paths = tracklet_frame_paths(tracklet, max_frames, pattern)
-    trained = load_trained(weights, config, overrides)
+    source, config = (weights, config) if weights is not None else (config, None)
+    trained = load_trained(source, config, overrides)
     cfg, model = trained.config, trained.model
     raw = read_frames(paths)  # uint8 [T, 3, H, W]
     clip = build_transform(cfg, train=False)(raw).unsqueeze(0)  # [1, T, 3, h, w]
@@ -141,10 +145,11 @@ def register(subparsers: Any) -> None:
         ),
     ):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("config", metavar="CONFIG", help="the model's YAML config")
+        p.add_argument("config", metavar="RUN|CONFIG",
+                       help="a run folder of vidreid train, or a config given with --weights")
         p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
         p.add_argument(
-            "--weights", required=True, help="checkpoint (last.pt / best.pt) or state dict"
+            "--weights", help="with a CONFIG: checkpoint (last.pt / best.pt) or state dict"
         )
         p.add_argument(
             "--tracklet", required=True, metavar="DIR", help="folder of one tracklet's frames"

