@@ -62,7 +62,7 @@ def encode_query(
             f"with (identity {extractor.identity[:12]} vs {str(expected)[:12]}); distances "
             "would be meaningless. Use the gallery's model (run folder), or pass --force"
         )
-    feats = extractor(frames).numpy().reshape(1, -1)
+    feats = extractor.tracklets([frames]).numpy()
     return feats, frames
 
 

@@ -182,10 +182,14 @@ class FeatureExtractor:
     :meth:`imagenet` (the zero-shot ImageNet network); :func:`open_extractor` takes the
     command-line forms (``RUN``, ``imagenet``, ``CONFIG`` + ``weights``).
 
-    ``extractor(tracklet) -> [D]`` and ``extractor([tracklet, ...]) -> [N, D]``; a tracklet is
-    a :class:`~vidreid.data.tracklet.Tracklet`, a list of frame paths, a list of uint8
+    Calls: :meth:`images` ``([image, ...]) -> [N, D]``, one descriptor per image (torchreid's
+    ``FeatureExtractor`` semantics); :meth:`tracklets` ``([tracklet, ...]) -> [N, D]``;
+    :meth:`tracklet` ``(tracklet) -> [D]``. A tracklet is a
+    :class:`~vidreid.data.tracklet.Tracklet`, a list of frame paths, a list of uint8
     ``[H, W, 3]`` RGB arrays, or a ``[T, 3, H, W]`` tensor (uint8: raw frames; float: already
-    resized and normalised).
+    resized and normalised). ``extractor(x)`` takes a Tracklet or a list of tracklets; a flat
+    list of frames (``extractor(["a.jpg", "b.jpg"])``) is ambiguous (N images or one
+    tracklet?) and raises an error naming :meth:`images` and :meth:`tracklets`.
     """
 
     def __init__(
@@ -284,15 +288,45 @@ class FeatureExtractor:
         return meta_identity(self.meta)
 
     # ------------------------------------------------------------------ public calls
-    def __call__(self, tracklets: TrackletLike | Sequence[TrackletLike]) -> torch.Tensor:
-        """Descriptor ``[D]`` of one tracklet, or ``[N, D]`` of a list of tracklets."""
-        batch = _is_batch(tracklets)
-        items = list(tracklets) if batch else [tracklets]  # type: ignore[arg-type]
+    def images(self, images: Sequence[FrameRef] | torch.Tensor | np.ndarray) -> torch.Tensor:
+        """One descriptor per image, ``[N, D]`` (each image a one-frame tracklet): image
+        paths, uint8 ``[H, W, 3]`` RGB arrays, ``[3, H, W]`` tensors, or one ``[N, 3, H, W]``
+        tensor / ``[N, H, W, 3]`` array."""
+        if isinstance(images, (str, os.PathLike)) or isinstance(images, Tracklet):
+            raise TypeError("images() takes a list of images; for one tracklet use tracklet()")
+        items = list(images)
+        if not items:
+            raise ValueError("no images given")
+        return self.tracklets([[image] for image in items])
+
+    def tracklets(self, tracklets: Sequence[TrackletLike] | torch.Tensor | np.ndarray
+                  ) -> torch.Tensor:
+        """One descriptor per tracklet, ``[N, D]`` (a list of tracklets, or ``[N, T, 3, H,
+        W]``)."""
+        items = list(tracklets)
         if not items:
             raise ValueError("no tracklets given")
         frames = [_as_frames(t, i) for i, t in enumerate(items)]
-        feats = torch.stack(list(self.iter_features(frames)))
-        return feats if batch else feats[0]
+        return torch.stack(list(self.iter_features(frames)))
+
+    def tracklet(self, tracklet: TrackletLike) -> torch.Tensor:
+        """The descriptor ``[D]`` of one tracklet."""
+        return self.tracklets([tracklet])[0]
+
+    def __call__(self, tracklets: Tracklet | Sequence[TrackletLike]) -> torch.Tensor:
+        """``[D]`` for a :class:`Tracklet` (or one image path), ``[N, D]`` for a list of
+        tracklets. A flat list of frames is refused: use :meth:`images` or :meth:`tracklets`."""
+        if isinstance(tracklets, (Tracklet, str, os.PathLike)):
+            return self.tracklet(tracklets)
+        if not _is_batch(tracklets):
+            if isinstance(tracklets, Sequence) and len(tracklets) == 0:
+                raise ValueError("no frames given: a query needs at least one frame")
+            raise ValueError(
+                "ambiguous input: a flat list of frames (or a 4-d tensor) may be N images or "
+                "one tracklet. Call extractor.images([...]) for one descriptor per image "
+                "([N, D], torchreid's semantics) or extractor.tracklets([[...]]) for one per "
+                "tracklet ([N_tracklets, D]); extractor.tracklet([...]) gives one [D]")
+        return self.tracklets(tracklets)  # type: ignore[arg-type]
 
     def iter_features(
         self, tracklets: Sequence[Sequence[FrameRef]], progress: bool = False

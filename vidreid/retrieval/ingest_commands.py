@@ -37,7 +37,7 @@ def make_encoder(config: str | None, weights: str | None, device: str = "cpu",
                                      num_workers=0)
 
     def encode(crops: list[np.ndarray]) -> np.ndarray:
-        return extractor([[c] for c in crops]).numpy()
+        return extractor.images(crops).numpy()
 
     return encode, extractor.identity
 
