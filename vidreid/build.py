@@ -272,12 +272,18 @@ def init_from_checkpoint(model: nn.Module, path: str) -> None:
     """Start from the weights in ``path`` (``train.init_from``: pre-train, then fine-tune).
 
     Classifier tensors of another shape (another number of identities) stay initialised;
-    anything else that does not match is an error.
+    anything else that does not match is an error. A checkpoint of another toolkit
+    (torchreid, FastReID) or a backbone file seeds the frame encoder
+    (:func:`vidreid.models.foreign.load_frame_encoder`).
     """
     from vidreid.engine.checkpoint import load_model_weights
+    from vidreid.models.foreign import is_own_layout, load_frame_encoder
 
-    load_weights(model, load_model_weights(path), f"train.init_from={path}",
-                 classifier="skip-mismatched")
+    state = load_model_weights(path)
+    if not is_own_layout(model, state):  # torchreid / FastReID / backbone file
+        load_frame_encoder(model, path)
+        return
+    load_weights(model, state, f"train.init_from={path}", classifier="skip-mismatched")
 
 
 @dataclass
@@ -352,10 +358,15 @@ def load_model(
 
     if not Path(weights).is_file():
         raise FileNotFoundError(f"weights file not found: {weights}")
+    from vidreid.models.foreign import is_own_layout, load_frame_encoder
+
     state = load_model_weights(weights)
     num_classes = _num_classes(raw if raw is not None else _load_raw(Path(weights)), state)
     model = build_model(cfg, num_classes)
-    load_weights(model, state, str(weights), classifier=classifier)
+    if is_own_layout(model, state):
+        load_weights(model, state, str(weights), classifier=classifier)
+    else:  # a torchreid / FastReID checkpoint or a backbone file: the frame encoder
+        load_frame_encoder(model, weights)
     return model.eval(), num_classes
 
 
