@@ -203,6 +203,7 @@ def evaluate(
         junk_pids=dataset.junk_pids, max_rank=cfg.eval.max_rank,
         batch_size=cfg.eval.batch_size, num_workers=d.num_workers, device=device,
         amp=cfg.train.amp, channels_last=cfg.train.channels_last, progress=progress,
+        rerank=to_container(cfg.eval.rerank_opts) if cfg.eval.rerank else None,
     )
 
 

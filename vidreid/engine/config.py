@@ -123,6 +123,11 @@ class EvalConfig:
     ap: str = "auto"  # auto: trapezoid for data.options.protocol=official, else standard
     batch_size: int = 16  # clips per forward pass
     max_rank: int = 50
+    # k-reciprocal re-ranking (Zhong et al. 2017; vidreid.metrics.rerank): the paper's
+    # k1=20, k2=6, lambda=0.3. Holds [Q+G]-row neighbour lists: refused past its memory bound.
+    rerank: bool = False
+    rerank_opts: dict[str, Any] = field(
+        default_factory=lambda: {"k1": 20, "k2": 6, "lambda_value": 0.3})
 
 
 @dataclass
