@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "vidreid.retrieval.commands",
     "vidreid.retrieval.extract_commands",
     "vidreid.retrieval.ingest_commands",
+    "vidreid.retrieval.track_commands",
 )
 
 
