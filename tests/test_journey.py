@@ -49,6 +49,11 @@ def test_the_readme_journey_from_an_empty_folder(tmp_path: Path) -> None:
     out = vidreid(tmp_path, "eval", run)
     assert "mAP" in out and (tmp_path / run / "eval" / "results.json").is_file()
 
+    vidreid(tmp_path, "viz", "ranks", run, "--num-queries", "2", "-k", "3", "--out", "ranks")
+    pages = sorted((tmp_path / "ranks").glob("query-*.html"))
+    assert len(pages) == 2 and all(p.with_suffix(".png").is_file() for p in pages)
+    assert all(p.read_text().count('class="hit ') == 3 for p in pages)
+
     vidreid(tmp_path, "extract", run, "--data", "data", "--dataset", "mars", "--split",
             "gallery", "--out", "feats", "--quiet")
     vidreid(tmp_path, "index", "build", "feats", "--out", "g.index")

@@ -126,9 +126,54 @@ def cmd_attention(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_RANK_QUERIES = 10
+DEFAULT_TOP_K = 10
+DEFAULT_STRIP_FRAMES = 6
+
+
+def cmd_ranks(args: argparse.Namespace) -> int:
+    """Top-k gallery strips of sampled queries (torchreid's ``visrank``, for tracklets)."""
+    from vidreid import build as B
+    from vidreid.metrics.distance import pairwise_distance
+    from vidreid.retrieval.extractor import FeatureExtractor
+    from vidreid.retrieval.index import SearchHit
+    from vidreid.retrieval.report import write_report
+
+    extractor = FeatureExtractor.from_run(args.run, args.overrides, args.device)
+    cfg = extractor.cfg
+    dataset = B.build_dataset(cfg)
+    query, gallery = list(dataset.query), list(dataset.gallery)
+    if not query or not gallery:
+        raise ValueError(f"{cfg.data.name} at {cfg.data.root}: no query or gallery tracklets")
+    rng = np.random.default_rng(args.seed)
+    picked = sorted(rng.choice(len(query), min(args.num_queries, len(query)), replace=False))
+    qf = extractor.tracklets([query[i] for i in picked])
+    gf = extractor.tracklets(gallery)
+    dist = pairwise_distance(qf, gf, cfg.eval.metric, cfg.eval.normalize)
+    junk = set(getattr(dataset, "junk_pids", ()))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for row, qi in enumerate(picked):
+        q = query[qi]
+        # as in evaluation: the same person seen by the same camera is not a retrieval
+        order = [int(j) for j in torch.argsort(dist[row])
+                 if gallery[j].pid not in junk
+                 and not (gallery[j].pid == q.pid and gallery[j].camid == q.camid)]
+        hits = [SearchHit(f"gallery/{j:06d}", int(gallery[j].pid), int(gallery[j].camid),
+                          float(dist[row, j]), tuple(gallery[j].frames))
+                for j in order[: args.k]]
+        page = out / f"query-{qi:06d}.html"
+        write_report(list(q.frames), hits, page, query_label=int(q.pid),
+                     png=page.with_suffix(".png"), max_frames=args.max_frames,
+                     title=f"{cfg.name}: query {qi} (pid {q.pid}, camera {q.camid})")
+    print(f"{len(picked)} ranked lists -> {out}")
+    return 0
+
+
 def register(subparsers: Any) -> None:
     """Add ``viz masks`` and ``viz attention`` to the ``vidreid`` command."""
-    viz = subparsers.add_parser("viz", help="visualise a model's masks or temporal weights")
+    viz = subparsers.add_parser(
+        "viz", help="visualise a model's masks, temporal weights or ranked lists")
     sub = viz.add_subparsers(dest="viz_command", required=True, metavar="WHAT")
     for name, func, help_text, default_out in (
         (
@@ -167,3 +212,23 @@ def register(subparsers: Any) -> None:
             help="glob on frame file names selecting one tracklet, e.g. '0001C1T0003F*'",
         )
         p.set_defaults(func=func)
+
+    p = sub.add_parser(
+        "ranks", help="top-k gallery tracklets of sampled queries, green if the same person",
+        description="For a few queries of the run's dataset, draws the query and its top-k"
+                    " gallery tracklets (a strip of frames each), with a green border when"
+                    " the person is the query's and a red one otherwise. Writes one HTML page"
+                    " and one PNG per query.")
+    p.add_argument("run", metavar="RUN", help="a run folder of vidreid train")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="config overrides, e.g. data.root=DATA")
+    p.add_argument("--out", default="ranks", help="folder for the pages (default ranks)")
+    p.add_argument("--num-queries", type=int, default=DEFAULT_RANK_QUERIES,
+                   help=f"queries drawn at random (default {DEFAULT_RANK_QUERIES})")
+    p.add_argument("-k", type=int, default=DEFAULT_TOP_K,
+                   help=f"gallery tracklets per query (default {DEFAULT_TOP_K})")
+    p.add_argument("--max-frames", type=int, default=DEFAULT_STRIP_FRAMES,
+                   help=f"frames per strip (default {DEFAULT_STRIP_FRAMES})")
+    p.add_argument("--seed", type=int, default=0, help="which queries are drawn")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_ranks)
