@@ -39,3 +39,10 @@ def test_unknown_rerank_option_is_named() -> None:
     query, gallery = _sets()
     with pytest.raises(ValueError, match="rerank_opts.*kk"):
         evaluate_protocols(query, gallery, ("v2v",), rerank={"kk": 3})
+
+
+def test_memory_estimate_of_a_small_set_is_small() -> None:
+    from vidreid.metrics.rerank import rerank_memory_bytes
+
+    # the default chunk (sized for large sets) must not be charged beyond the rows there are
+    assert rerank_memory_bytes(8, 9) < rerank_memory_bytes(800, 900) < 4 * 1024**3
