@@ -9,6 +9,7 @@ call these; the library modules below them never read a config.
 from __future__ import annotations
 
 import inspect
+import math
 import os
 import random
 import re
@@ -26,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from vidreid.engine import distributed as D
-from vidreid.engine.config import load_config, to_container
+from vidreid.engine.config import load_config, sampler_options, to_container
 
 CONFIG_FILE = "config.yaml"
 CHECKPOINT_NAMES = ("last.pt", "best.pt")
@@ -59,10 +60,13 @@ def build_device(cfg: DictConfig) -> torch.device:
 
 # ----------------------------------------------------------------------------- data
 def build_dataset(cfg: DictConfig, **option_overrides: Any) -> Any:
-    """The registered dataset ``data.name`` at ``data.root`` with ``data.options``."""
+    """The registered dataset ``data.name`` at ``data.root`` with ``data.options``; an option
+    set to null is left out (how a derived config drops an option of its base, e.g. MARS's
+    ``protocol``)."""
     from vidreid.data import build_dataset as make_dataset
 
     options = {**to_container(cfg.data.options), **option_overrides}
+    options = {k: v for k, v in options.items() if v is not None}
     return make_dataset(cfg.data.name, cfg.data.root, **options)
 
 
@@ -75,6 +79,7 @@ def build_transform(cfg: DictConfig, *, train: bool) -> Any:
         cfg.data.height, cfg.data.width, train=train, random_crop=t.random_crop, pad=t.pad,
         translate=t.translate, flip=t.flip, erasing_prob=t.erasing_prob,
         resize_crop=tuple(t.resize_crop) if t.resize_crop is not None else None,
+        per_frame=t.per_frame,
     )
 
 
@@ -88,26 +93,29 @@ def ignore_stop_signals(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def build_train_loader(cfg: DictConfig, tracklets: list[Any]) -> DataLoader:
-    """PK batches of training clips, this rank's share under DDP."""
-    from vidreid.data.samplers import PKSampler
+def build_train_loader(
+    cfg: DictConfig, tracklets: list[Any], targets: dict[str, Any] | None = None
+) -> DataLoader:
+    """Training batches (``data.epoch`` says how), this rank's share under DDP; ``targets``
+    (``Criterion.batch_targets()``) ride along with each clip."""
+    from vidreid.data.samplers import build_train_sampler
     from vidreid.data.video_dataset import TrainClipDataset
     from vidreid.engine.trainer import SkippableSampler
 
     d = cfg.data
     dataset = TrainClipDataset(
         tracklets, seq_len=d.seq_len, strategy=d.train_sampling,
-        transform=build_transform(cfg, train=True), seed=cfg.train.seed,
+        transform=build_transform(cfg, train=True), seed=cfg.train.seed, targets=targets,
         **to_container(d.train_sampling_opts),
     )
-    sampler = PKSampler(
-        [t.pid for t in tracklets], d.num_instances, d.batch_size, seed=cfg.train.seed,
-        rank=D.get_rank(), world_size=D.get_world_size(), drop_last=True,
+    sampler = build_train_sampler(
+        [t.pid for t in tracklets], **sampler_options(cfg), seed=cfg.train.seed,
+        rank=D.get_rank(), world_size=D.get_world_size(),
     )
     return DataLoader(
         dataset, batch_size=d.batch_size, sampler=SkippableSampler(sampler),
         num_workers=d.num_workers, persistent_workers=d.num_workers > 0,
-        pin_memory=torch.cuda.is_available(), drop_last=True,
+        pin_memory=torch.cuda.is_available(), drop_last=sampler.drop_last,
         worker_init_fn=ignore_stop_signals,
     )
 
@@ -180,10 +188,10 @@ def build_scheduler(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> Any:
 
 # ----------------------------------------------------------------------------- evaluation
 def eval_ap(cfg: DictConfig) -> str:
-    """``eval.ap=auto``: the official MARS protocol uses trapezoidal AP, the others standard."""
+    """``eval.ap=auto``: the official MARS and TKP protocols use trapezoidal AP, others standard."""
     if cfg.eval.ap != "auto":
         return str(cfg.eval.ap)
-    return "trapezoid" if cfg.data.options.get("protocol") == "official" else "standard"
+    return "trapezoid" if cfg.data.options.get("protocol") in ("official", "tkp") else "standard"
 
 
 def evaluate(
@@ -269,22 +277,41 @@ def load_weights(
         )
 
 
-def init_from_checkpoint(model: nn.Module, path: str) -> None:
+def init_from_checkpoint(
+    model: nn.Module, path: str, modules: Sequence[str] | None = None
+) -> None:
     """Start from the weights in ``path`` (``train.init_from``: pre-train, then fine-tune).
 
     Classifier tensors of another shape (another number of identities) stay initialised;
-    anything else that does not match is an error. A checkpoint of another toolkit
-    (torchreid, FastReID) or a backbone file seeds the frame encoder
-    (:func:`vidreid.models.foreign.load_frame_encoder`).
+    anything else that does not match is an error. ``modules`` (``train.init_modules``, e.g.
+    ``[backbone]``): take only the tensors under these submodules and require all of the
+    model's there; the rest stays initialised (GLTR's stage 2 starts its backbone from a
+    stage-1 frame classifier). A checkpoint of another toolkit (torchreid, FastReID) or a
+    backbone file seeds the frame encoder (:func:`vidreid.models.foreign.load_frame_encoder`).
     """
     from vidreid.engine.checkpoint import load_model_weights
     from vidreid.models.foreign import is_own_layout, load_frame_encoder
 
+    source = f"train.init_from={path}"
     state = load_model_weights(path)
-    if not is_own_layout(model, state):  # torchreid / FastReID / backbone file
+    if not modules and not is_own_layout(model, state):  # torchreid / FastReID / backbone
         load_frame_encoder(model, path)
         return
-    load_weights(model, state, f"train.init_from={path}", classifier="skip-mismatched")
+    if not modules:
+        load_weights(model, state, source, classifier="skip-mismatched")
+        return
+    prefixes = tuple(f"{m}." for m in modules)
+    own = [k for k in model.state_dict() if k.startswith(prefixes)]
+    if not own:
+        raise ValueError(f"train.init_modules={list(modules)}: no such submodule in the model")
+    state = {k: v for k, v in state.items() if k.startswith(prefixes)}
+    absent = [k for k in own if k not in state]
+    if absent:
+        raise ValueError(f"{source}: lacks {absent[:5]} of train.init_modules={list(modules)}")
+    try:
+        model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise ValueError(f"{source}: {exc}") from None
 
 
 @dataclass
@@ -389,3 +416,61 @@ def _num_classes(raw: Any, state: dict[str, torch.Tensor]) -> int:
 def run_config_yaml(cfg: DictConfig) -> str:
     """The resolved config as stored in checkpoints (``extra_state['config']``)."""
     return OmegaConf.to_yaml(cfg, resolve=True)
+
+
+# ----------------------------------------------------------------------------- dry run
+def lr_changes(cfg: DictConfig) -> list[tuple[int, float]]:
+    """``(epoch, lr)`` at the start of every epoch where the schedule changes the rate
+    (epoch 0 included), found by stepping the config's scheduler on a dummy optimiser."""
+    param = nn.Parameter(torch.zeros(1))
+    optimizer = build_optimizer(cfg, [param])
+    scheduler = build_scheduler(cfg, optimizer)
+    changes, last = [], None
+    for epoch in range(cfg.train.epochs):
+        lr = optimizer.param_groups[0]["lr"]
+        if last is None or not math.isclose(lr, last, rel_tol=1e-9):
+            changes.append((epoch, lr))
+        last = lr
+        optimizer.step()
+        scheduler.step()
+    return changes
+
+
+def describe_recipe(cfg: DictConfig) -> list[str]:
+    """The resolved training recipe as text lines (``vidreid train --dry-run``): builds the
+    dataset, the train loader, the model and the criterion, and trains nothing."""
+    dataset = build_dataset(cfg)
+    loader = build_train_loader(cfg, dataset.train)
+    iterations = len(loader)
+    if cfg.train.max_steps_per_epoch is not None:
+        iterations = min(iterations, cfg.train.max_steps_per_epoch)
+    model = build_model(cfg, dataset.num_train_pids)
+    criterion = build_criterion(cfg, dataset.num_train_pids, getattr(model, "feature_dim", None),
+                                dataset=dataset)
+    d, t = cfg.data, cfg.train
+    world = D.get_world_size()
+    sampler = getattr(loader.sampler, "sampler", loader.sampler)
+    lines = [
+        f"dataset: {d.name} at {d.root} ({to_container(d.options) or 'default options'}):"
+        f" train {len(dataset.train)} tracklets / {dataset.num_train_pids} identities,"
+        f" query {len(dataset.query)}, gallery {len(dataset.gallery)}",
+        f"batch: {d.batch_size} clips per process x {world} process(es) of {d.seq_len} frames"
+        f" at {d.height}x{d.width} ({d.train_sampling} sampling), "
+        f"{type(sampler).__name__} with {d.num_instances} clips per identity",
+        f"iterations per epoch: {iterations}",
+        f"epochs: {t.epochs}, total iterations: {iterations * t.epochs}",
+        "learning rate: " + ", ".join(
+            f"{lr:.3g} from iteration {epoch * iterations} (epoch {epoch})"
+            for epoch, lr in lr_changes(cfg)),
+        f"optimiser: {cfg.optim.name}, weight decay {cfg.optim.weight_decay}",
+        "losses: " + ", ".join(
+            f"{name} x {float((kw or {}).get('weight', 1.0)):g}"
+            for name, kw in to_container(cfg.loss).items()
+            if (kw or {}).get("weight", 1.0) != 0 and name in criterion.terms),
+        f"model: {cfg.model.name} ({sum(p.numel() for p in model.parameters()) / 1e6:.1f} M"
+        f" parameters), feature dim {getattr(model, 'feature_dim', '?')}",
+        f"evaluation: protocols {', '.join(cfg.eval.protocols)}, metric {cfg.eval.metric},"
+        f" AP {eval_ap(cfg)}, test sampling {d.test_sampling}"
+        f" (dataset protocol: {dataset.extra.get('protocol', 'the dataset default')})",
+    ]
+    return lines

@@ -11,6 +11,8 @@ from vidreid.data.attributes import (
     MISSING,
     attribute_groups,
     load_attribute_table,
+    tracklet_id,
+    tracklet_labels,
     train_identity_labels,
 )
 from vidreid.data.errors import DatasetError
@@ -62,14 +64,14 @@ def test_missing_column_names_it_and_the_file(tmp_path: Path) -> None:
 
 def test_unknown_value_names_file_line_column_and_value(tmp_path: Path) -> None:
     f = write(tmp_path / "a.csv", "pid,gender,bag\n1,male,none\n2,female,suitcase\n")
-    with pytest.raises(DatasetError, match=r"a\.csv, line 3: unknown value 'suitcase' in "
-                                           r"column 'bag'; expected one of none, backpack"):
+    with pytest.raises(DatasetError, match=r"a\.csv, line 3, column 3 \('bag'\): unknown value "
+                                           r"'suitcase'; expected one of none, backpack"):
         load_attribute_table(f, vocab=VOCAB)
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("id,gender\n1,male\n", "no 'pid' or 'tracklet' key column"),
-    ("pid,gender\nx,male\n", "line 2: pid 'x' is not an integer"),
+    ("id,gender\n1,male\n", "line 1: no key columns in the header"),
+    ("pid,gender\nx,male\n", r"line 2, column 1 \('pid'\): pid 'x' is not an integer"),
     ("pid,gender\n1,male\n1,female\n", r"line 3: pid 1 already has a row \(line 2\)"),
     ("pid,gender\n1,male,extra\n", "line 2: 3 cells, the header has 2"),
 ])
@@ -97,12 +99,18 @@ def test_train_identity_labels_follow_raw_pids(tmp_path: Path) -> None:
     assert labels.tolist() == [[1], [MISSING]]
 
 
-def test_tracklet_table_takes_each_identitys_majority_value(tmp_path: Path) -> None:
-    f = write(tmp_path / "a.csv", "tracklet,bag\np1/a0.jpg,none\np1/b0.jpg,backpack\n"
-                                  "p1/c0.jpg,backpack\np2/a0.jpg,\n")
+def test_tracklet_table_is_not_reduced_to_a_majority(tmp_path: Path) -> None:
+    f = write(tmp_path / "a.csv", "tracklet,bag,gender\np1/a0.jpg,none,male\n"
+                                  "p1/b0.jpg,backpack,male\np1/c0.jpg,backpack,\np2/a0.jpg,,\n")
     ds = _dataset(tmp_path, f, raw=[1, 2])
-    labels = train_identity_labels(load_attribute_table(f, vocab=VOCAB), ds)
-    assert labels.tolist() == [[1], [MISSING]]
+    table = load_attribute_table(f, vocab=VOCAB)
+    # per tracklet: every tracklet keeps its own annotation
+    per_tracklet = tracklet_labels(table, ds.train, ds.root)
+    assert per_tracklet.tolist() == [[0, 0], [1, 0], [1, MISSING], [MISSING, MISSING]]
+    # per identity: only labels all of an identity's tracklets agree on (no majority vote)
+    with pytest.warns(UserWarning, match="1 \\(identity, attribute\\) pairs"):
+        labels = train_identity_labels(table, ds)
+    assert labels.tolist() == [[MISSING, 0], [MISSING, MISSING]]
 
 
 def test_default_groups_are_the_renderers_and_bad_groups_are_named() -> None:
@@ -137,3 +145,55 @@ def test_generated_attribute_file_keys_the_layouts_raw_pids(tmp_path: Path) -> N
     for ident, raw in zip(idents, (4, 9, 12), strict=True):
         decoded = [table.decode(c, int(v)) for c, v in zip(values, table.codes[raw], strict=True)]
         assert decoded == [ident.attributes[c] for c in values]
+
+
+MARS_ATTRIBUTE_HEADER = ("person-id,camera,tracklet,Tops.c,Bottoms.c,Age,Tops.l,Bottoms.l,"
+                         "shoulder bag,backpack,hat,handbag,hair,gender,Bottoms.t")
+
+
+def test_mars_attribute_file_labels_each_tracklet_by_pid_camera_and_number(tmp_path: Path) -> None:
+    """MARS-Attribute's format (yuange250/MARS-Attribute): one row per tracklet, codes."""
+    f = write(tmp_path / "mars_attributes.csv", MARS_ATTRIBUTE_HEADER + "\n"
+              "1,2,58,8,0,1,1,1,0,0,0,0,1,1,0\n"
+              "1,5,165,5,0,1,1,1,0,0,0,0,1,1,0\n"
+              "2,2,19,7,7,1,1,1,0,1,0,0,0,0,1\n")
+    groups, values = attribute_groups("mars")
+    table = load_attribute_table(f, list(values), values)
+    assert table.key == "tracklet_id" and table.codes[(1, 5, 165)][list(values).index("Tops.c")] == 5
+    assert table.decode("Tops.c", 8) == "complex" and table.decode("Bottoms.c", 7) == "blue"
+    root = tmp_path / "bbox_train"
+    tracklets = [
+        Tracklet((str(root / "0001" / "0001C5T0165F001.jpg"),), 0, 4),
+        Tracklet((str(root / "0001" / "0001C2T0058F001.jpg"),), 0, 1),
+        Tracklet((str(root / "0002" / "0002C2T0019F003.jpg"),), 1, 1),
+        Tracklet((str(root / "0002" / "0002C1T0001F001.jpg"),), 1, 0),  # not annotated
+    ]
+    assert tracklet_id(tracklets[0]) == (1, 5, 165)
+    with pytest.warns(UserWarning, match="1 of 4 tracklets have no row"):
+        labels = tracklet_labels(table, tracklets, str(tmp_path))
+    tops = list(values).index("Tops.c")
+    assert labels[:, tops].tolist() == [5, 8, 7, MISSING]  # identity 1's two tracklets differ
+    assert set(groups) == {"body", "head", "upper", "lower", "accessories"}
+
+
+def test_buaa_key_columns_and_dukev_tracklet_folders(tmp_path: Path) -> None:
+    f = write(tmp_path / "duke_attributes.csv", "person_id,camera_id,tracklets_id,hat\n"
+              "640,1,1000,1\n640,2,1001,0\n")
+    table = load_attribute_table(f)
+    assert table.key == "tracklet_id" and table.vocab["hat"] == ("0", "1")
+    t = Tracklet((str(tmp_path / "train" / "0640" / "1000" / "0640_C1_F0087_X163321.jpg"),), 0, 0)
+    assert tracklet_id(t) == (640, 1, 1000)
+    assert tracklet_labels(table, [t], str(tmp_path)).tolist() == [[1]]
+
+
+@pytest.mark.parametrize(("row", "message"), [
+    ("1,2,58,9,0,1,1,1,0,0,0,0,1,1,0", r"line 2, column 4 \('Tops.c'\): code 9 is outside 0..8"),
+    ("1,2,58,8,0,x,1,1,0,0,0,0,1,1,0", r"line 2, column 6 \('Age'\): attribute code 'x'"),
+    ("1,two,58,8,0,1,1,1,0,0,0,0,1,1,0", r"line 2, column 2 \('camera'\): camera 'two'"),
+    ("1,2,58,8,0,1", "line 2: 6 cells, the header has 15"),
+])
+def test_bad_mars_attribute_rows_name_file_line_and_column(tmp_path, row, message) -> None:
+    f = write(tmp_path / "mars_attributes.csv", MARS_ATTRIBUTE_HEADER + "\n" + row + "\n")
+    _, values = attribute_groups("mars")
+    with pytest.raises(DatasetError, match=r"mars_attributes\.csv, " + message):
+        load_attribute_table(f, list(values), values)

@@ -57,5 +57,14 @@ def test_fractional_indices_rejected(tmp_path):
 
 def test_unknown_protocol(tmp_path):
     make_mars(tmp_path)
-    with pytest.raises(DatasetError, match="protocol 'tkp'"):
-        build_dataset("mars", tmp_path, protocol="tkp")
+    with pytest.raises(DatasetError, match="protocol 'matlab'"):
+        build_dataset("mars", tmp_path, protocol="matlab")
+
+
+def test_tkp_protocol_gallery_is_queries_then_torchreid_gallery(tmp_path):
+    make_mars(tmp_path)
+    torchreid = build_dataset("mars", tmp_path)
+    tkp = build_dataset("mars", tmp_path, protocol="tkp")
+    assert tkp.gallery == tkp.query + torchreid.gallery
+    assert tkp.junk_pids == () and all(t.pid != -1 for t in tkp.gallery)
+    assert tkp.train == torchreid.train and tkp.extra["protocol"] == "tkp"

@@ -88,3 +88,15 @@ def test_bad_input_is_rejected_with_the_expected_form():
         transform(torch.zeros(3, 8, 8, dtype=torch.uint8))
     with pytest.raises(ValueError, match="resize_crop"):
         build_transforms(H, W, train=True, resize_crop=(16, 16))
+
+
+def test_per_frame_draws_the_translation_and_flip_for_each_frame():
+    """COSAM's code transforms every frame on its own; the default keeps a clip coherent."""
+    per_frame = build_transforms(H, W, train=True, translate=True, flip=True, per_frame=True)
+    clip = same_frame_clip(t=8)
+    torch.manual_seed(0)
+    outs = [per_frame(clip) for _ in range(5)]
+    assert all(o.shape == (8, 3, H, W) for o in outs)
+    assert any(not all_frames_equal(o) for o in outs)
+    test_time = build_transforms(H, W, train=False, translate=True, per_frame=True)
+    assert all_frames_equal(test_time(clip))  # test time stays deterministic

@@ -167,3 +167,14 @@ def test_set_epoch_reaches_persistent_dataloader_workers(tracklets):
         ds.set_epoch(epoch)
         clips = next(iter(loader))[0]
         assert [frame_ids(c) for c in clips] == [ds.frame_indices(i).tolist() for i in range(2)]
+
+
+def test_train_dataset_yields_each_tracklets_targets(tracklets):
+    labels = np.arange(len(tracklets) * 2).reshape(len(tracklets), 2)
+    ds = TrainClipDataset(tracklets, seq_len=2, strategy="consecutive", transform=None,
+                          targets={"attr_labels": labels})
+    clips, pids, camids, targets = next(iter(DataLoader(ds, batch_size=len(tracklets))))
+    assert targets["attr_labels"].tolist() == labels.tolist() and len(pids) == len(tracklets)
+    with pytest.raises(ValueError, match=r"targets\['attr_labels'\] has 1 rows"):
+        TrainClipDataset(tracklets, seq_len=2, strategy="consecutive", transform=None,
+                         targets={"attr_labels": labels[:1]})

@@ -94,3 +94,40 @@ def test_cli_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture) -> 
     assert main(["eval", CONFIG, "--weights", str(tmp_path / "w.pt"),
                  f"data.root={tmp_path}", "eval.metric=cosine"]) == 2
     assert "vidreid: error:" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_recipe_and_trains_nothing(synth_root: str, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    args = [*overrides(synth_root, tmp_path, epochs=4), "sched.name=multistep",
+            "sched.milestones=[2,3]", "sched.warmup_epochs=0"]
+    assert main(["train", CONFIG, *args, "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    cfg = load_config(CONFIG, args)
+    iterations = len(B.build_train_loader(cfg, B.build_dataset(cfg).train))
+    assert f"iterations per epoch: {iterations}\n" in out
+    assert f"total iterations: {4 * iterations}" in out
+    assert f"from iteration {2 * iterations} (epoch 2)" in out
+    assert f"from iteration {3 * iterations} (epoch 3)" in out
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(("epoch", "options", "expected"), [
+    ("shuffle", ["data.batch_size=10", "data.num_instances=1", "data.drop_last=false"], 5),
+    ("tracklets", ["data.batch_size=4", "data.num_instances=2"], 10),  # 7 ids x 3 groups of 2
+    ("identities", ["data.batch_size=4", "data.num_instances=2", "data.fill_last_batch=false"],
+     3),
+    ("iterations", ["data.batch_size=4", "data.num_instances=2", "data.iterations=7"], 7),
+])
+def test_train_loader_follows_data_epoch(epoch, options, expected) -> None:
+    """build_train_loader: the loader's length is what iterations_per_epoch predicts."""
+    from vidreid.data.samplers import iterations_per_epoch
+    from vidreid.data.tracklet import Tracklet
+    from vidreid.engine.config import sampler_options
+
+    tracklets = [Tracklet((f"p{i % 7}/f{i}.jpg",), i % 7, 0) for i in range(46)]  # 7 ids
+    cfg = load_config(None, ["model.name=video_baseline", "data.num_workers=0",
+                             f"data.epoch={epoch}", *options])
+    loader = B.build_train_loader(cfg, tracklets)
+    pids = [t.pid for t in tracklets]
+    assert len(loader) == iterations_per_epoch(pids, **sampler_options(cfg)) == expected
+    assert loader.drop_last == cfg.data.drop_last

@@ -50,3 +50,25 @@ def test_config_key_exists_and_defaults_to_none() -> None:
     assert load_config(None, ["model.name=tkp"]).train.init_from is None
     cfg = load_config(None, ["model.name=tkp", "train.init_from=runs/x/best.pt"])
     assert cfg.train.init_from == "runs/x/best.pt"
+
+
+def test_gltr_stage2_starts_its_backbone_from_a_stage1_frame_classifier(tmp_path) -> None:
+    """GLTR paper recipe: stage 1 = 2D CNN (video_baseline, 1 frame), stage 2 = GLTR with
+    train.init_from + train.init_modules=[backbone]."""
+    torch.manual_seed(0)
+    stage1 = build_model("video_baseline", 7, backbone="tiny", bnneck=False)
+    torch.save({"model": stage1.state_dict()}, tmp_path / "stage1.pt")
+    torch.manual_seed(1)
+    gltr = build_model("gltr", 7, backbone="tiny")
+    head_before = {k: v.clone() for k, v in gltr.state_dict().items()
+                   if not k.startswith("backbone.")}
+    with pytest.raises(ValueError, match="does not match"):  # whole model: not the same net
+        B.init_from_checkpoint(gltr, str(tmp_path / "stage1.pt"))
+    B.init_from_checkpoint(gltr, str(tmp_path / "stage1.pt"), ["backbone"])
+    src = stage1.state_dict()
+    own = gltr.state_dict()
+    backbone = [k for k in own if k.startswith("backbone.")]
+    assert backbone and all(torch.equal(own[k], src[k]) for k in backbone)
+    assert all(torch.equal(own[k], v) for k, v in head_before.items())
+    with pytest.raises(ValueError, match="no such submodule"):
+        B.init_from_checkpoint(gltr, str(tmp_path / "stage1.pt"), ["trunk"])

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from vidreid.data.tracklet import Tracklet, VideoDataset
 from vidreid.losses.attribute import AttributeLoss
@@ -89,3 +92,65 @@ def test_engine_builds_the_term_from_the_datasets_attribute_file(tmp_path: Path)
 def test_dataset_without_attribute_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="has no attribute file.*loss.attribute.weight: 0"):
         AttributeLoss(GROUPS, VALUES, dataset=_dataset(tmp_path, None))
+
+
+def test_per_tracklet_batch_labels_take_precedence_over_identity_labels() -> None:
+    """Two clips of one identity with different annotations each get their own target."""
+    loss = term([[1, 2], [0, 0]])
+    logits = torch.randn(2, 3, 5)
+    pids = torch.tensor([1, 1])  # same identity ...
+    own = torch.tensor([[0, 1], [1, -1]])  # ... different tracklet labels
+    frames = logits.reshape(6, 5)
+    y = own.repeat_interleave(3, dim=0)
+    expected = (F.cross_entropy(frames[:, :2], y[:, 0])
+                + F.cross_entropy(frames[:, 2:], y[:, 1], ignore_index=-1)) / 2
+    out = loss({"attr_logits": logits, "attr_labels": own}, pids)
+    torch.testing.assert_close(out, expected)
+    assert not torch.allclose(out, loss({"attr_logits": logits}, pids))
+    with pytest.raises(ValueError, match="attr_labels"):
+        loss({"attr_logits": logits, "attr_labels": own[:, :1]}, pids)
+
+
+def test_per_tracklet_labels_reach_the_term_through_loader_and_step(tmp_path: Path) -> None:
+    """A tracklet-level table: the criterion declares the tracklets' own labels as batch
+    targets, the loader yields them, the trainer's step puts them in ``outputs``."""
+    from torch.utils.data import DataLoader
+
+    from vidreid.data.video_dataset import TrainClipDataset
+    from vidreid.engine.trainer import supervised_step
+
+    ds = _dataset(tmp_path, None)
+    table = tmp_path / "attributes.csv"
+    rows = [f"{os.path.relpath(t.frames[0], tmp_path)}" for t in ds.train]
+    table.write_text("tracklet,gender,bag\n" + f"{rows[0]},female,backpack\n"
+                     + f"{rows[1]},male,\n" + f"{rows[2]},male,backpack\n")
+    ds = _dataset(tmp_path, str(table))
+    term = AttributeLoss(GROUPS, VALUES, dataset=ds)
+    targets = term.batch_targets()["attr_labels"]
+    assert targets.tolist() == [[1, 1], [0, -1], [0, 1]]
+
+    seen = {}
+
+    class Recorder(torch.nn.Module):
+        def forward(self, outputs, pids):
+            seen.update(outputs)
+            return outputs["features"].sum(), {}
+
+    class Model(torch.nn.Module):
+        def forward(self, clips):
+            return {"features": clips.float().mean(dim=(1, 2, 3, 4))}
+
+    class FakeTrainer:
+        device = torch.device("cpu")
+        net, criterion = Model(), Recorder()
+
+        def autocast(self):
+            return contextlib.nullcontext()
+
+    for t in ds.train:
+        Image.new("RGB", (8, 16)).save(t.frames[0])
+    loader = DataLoader(TrainClipDataset(ds.train, seq_len=1, strategy="consecutive",
+                                         transform=None, targets=term.batch_targets()),
+                        batch_size=3)
+    supervised_step(FakeTrainer(), next(iter(loader)))
+    assert seen["attr_labels"].tolist() == targets.tolist()

@@ -86,3 +86,19 @@ def test_nonlocal_default_is_resnet50_with_tkp_blocks() -> None:
     model.eval()
     with torch.no_grad():  # the single ResNet-50 forward of the suite: T = 2, 32x16
         assert tuple(model(torch.randn(1, 2, 3, 32, 16))["features"].shape) == (1, 2048)
+
+
+@pytest.mark.parametrize("name", ["video_baseline", "cosam", "attribute"])
+def test_frame_chunk_splits_the_backbone_batch_only_in_eval(name: str) -> None:
+    """Batch norm must see the whole training batch; frame_chunk only bounds test memory."""
+    torch.manual_seed(0)
+    model = build_model(name, K, backbone="tiny", frame_chunk=4)  # one clip per pass
+    calls: list[int] = []
+    model.backbone.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    clips = torch.randn(B, 4, 3, H, W)
+    model.train()(clips)
+    assert calls == [B * 4]
+    calls.clear()
+    with torch.no_grad():
+        model.eval()(clips)
+    assert calls == [4] * B

@@ -191,17 +191,21 @@ def test_configs_exist_for_every_dataset() -> None:
 def test_config_loads_and_builds(path: Path) -> None:
     """Every GLTR config loads and builds (backbone swapped to ``tiny`` to stay fast)."""
     cfg = load_config(path, ["model.backbone=tiny", "model.weights=null"])
+    if path.stem == "mars_stage1":  # the paper's stage 1: a frame classifier, not GLTR
+        assert cfg.model.name == "video_baseline" and cfg.data.seq_len == 1
+        assert cfg.data.batch_size == 128
+        return
     assert cfg.model.name == "gltr"
     assert cfg.data.test_sampling == "all" and cfg.data.max_clip_len is None
     model = builder.build_model(cfg, NUM_CLASSES).train()
     criterion = builder.build_criterion(cfg, NUM_CLASSES, model.feature_dim)
     out = model(torch.randn(2, 3, 3, H, W))
     assert out["logits"].shape == (2, NUM_CLASSES)
-    if path.stem not in PAPER_DATASETS:
+    if path.stem not in (*PAPER_DATASETS, "mars_e2e"):
         # synthetic recipe (synth.yaml): softmax + triplet on PK batches with positives
         assert set(criterion.terms) == {"cross_entropy", "triplet"}
         assert cfg.data.num_instances >= 2
-    if path.stem in PAPER_DATASETS:  # the paper's recipe on the real datasets
+    if path.stem in (*PAPER_DATASETS, "mars_e2e"):  # the paper's / code's recipe, real data
         assert set(criterion.terms) == {"cross_entropy"}  # softmax loss only, as the paper
         assert cfg.data.seq_len == 16 and cfg.data.batch_size == 10
         assert cfg.optim.name == "sgd" and cfg.optim.lr == 0.01
@@ -209,3 +213,18 @@ def test_config_loads_and_builds(path: Path) -> None:
         assert cfg.sched.gamma == 0.1
         assert load_config(path).model.backbone == "resnet50"
         assert model.feature_dim == 512
+
+
+def test_initialisation_follows_the_authors() -> None:
+    """kanei1024/GLTR resnet.py:72-94: DTP N(0, 0.001), reduction kaiming fan-out, classifier
+    N(0, 0.001), zero biases."""
+    model = tiny_gltr()
+    for branch in model.head.dtp.branches:
+        assert abs(branch.weight.std().item() - 0.001) < 0.0002
+    red = model.head.reduction
+    expected = (2.0 / red.out_features) ** 0.5  # fan_out of a Linear weight [out, in]
+    assert abs(red.weight.std().item() - expected) < 0.1 * expected
+    assert torch.count_nonzero(red.bias) == 0
+    linear = model.classifier[-1]
+    assert abs(linear.weight.std().item() - 0.001) < 0.0003
+    assert torch.count_nonzero(linear.bias) == 0

@@ -85,7 +85,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     info = sub.add_parser("info", help="print split statistics of a dataset")
     info.add_argument("name", help="dataset: mars, ilidsvid, prid2011, dukev, lsvid, folder")
     info.add_argument("root", help="folder holding the dataset's own folder")
-    info.add_argument("--protocol", default=None, help="MARS: torchreid (default) or official")
+    info.add_argument("--protocol", default=None, help="MARS: torchreid (default), official or tkp")
     info.add_argument("--split-id", type=int, default=None, help="iLIDS-VID / PRID split 0-9")
     info.add_argument("--min-seq-len", type=int, default=None, help="drop shorter tracklets")
     info.set_defaults(func=_info)

@@ -4,6 +4,12 @@ Built on ``torchvision.transforms.v2``: a v2 transform called on a ``[T, C, H, W
 tensor samples its random parameters once per call and applies them to every frame (the
 leading T axis is treated like a batch of identical geometry). So a clip stays spatially
 coherent, which frame-wise transforms (the original Video-Person-ReID code) do not give.
+
+``per_frame=True`` draws the random parameters for every frame independently instead, as
+the authors' frame-wise transforms do: COSAM's loader calls ``Random2DTranslation`` and
+``RandomHorizontalFlip`` once per image (InnovArul/vidreid_cosegmentation
+``src/video_loader.py:61-66``, ``src/main_video_person_reid.py:126-131``), so each frame of a
+snippet gets its own translation and flip.
 """
 
 from __future__ import annotations
@@ -30,19 +36,25 @@ class ClipTransform:
     Picklable, so it works inside DataLoader worker processes.
     """
 
-    def __init__(self, pipeline: v2.Transform) -> None:
+    def __init__(self, pipeline: v2.Transform, per_frame: bool = False) -> None:
         self.pipeline = pipeline
+        self.per_frame = per_frame
 
     def __call__(self, clip: torch.Tensor) -> torch.Tensor:
         if clip.ndim != 4 or clip.shape[1] != 3:
             raise ValueError(f"expected a clip of shape [T, 3, H, W], got {tuple(clip.shape)}")
         if clip.dtype != torch.uint8:
             raise ValueError(f"expected a uint8 clip (as read_frames returns), got {clip.dtype}")
+        if self.per_frame:  # new random parameters for every frame (the authors' COSAM)
+            return torch.cat([
+                self.pipeline(tv_tensors.Video(frame)).as_subclass(torch.Tensor)
+                for frame in clip.split(1)
+            ])
         out = self.pipeline(tv_tensors.Video(clip))
         return out.as_subclass(torch.Tensor)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.pipeline!r})"
+        return f"{type(self).__name__}({self.pipeline!r}, per_frame={self.per_frame})"
 
 
 def build_transforms(
@@ -56,6 +68,7 @@ def build_transforms(
     flip: bool = True,
     erasing_prob: float = 0.0,
     resize_crop: tuple[int, int] | None = None,
+    per_frame: bool = False,
     mean: Sequence[float] = IMAGENET_MEAN,
     std: Sequence[float] = IMAGENET_STD,
 ) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -69,6 +82,8 @@ def build_transforms(
     ``resize_crop=(h0, w0)``: resize to h0 x w0 then random crop (train) or centre crop
     (test) to height x width (the attribute paper's recipe); otherwise resize directly.
     At test time only the resizing / centre crop and normalisation are applied.
+    ``per_frame``: draw the random augmentations for every frame independently (the
+    frame-wise transforms of COSAM's code) instead of once per clip (ours).
     """
     if height < 1 or width < 1:
         raise ValueError(f"height and width must be positive, got {height}x{width}")
@@ -104,4 +119,4 @@ def build_transforms(
     steps.append(v2.Normalize(mean=list(mean), std=list(std)))
     if train and erasing_prob > 0:
         steps.append(v2.RandomErasing(p=erasing_prob, value=0))
-    return ClipTransform(v2.Compose(steps))
+    return ClipTransform(v2.Compose(steps), per_frame=train and per_frame)

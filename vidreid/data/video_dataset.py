@@ -163,7 +163,9 @@ def _apply(transform: Transform | None, clip: torch.Tensor) -> torch.Tensor:
 
 
 class TrainClipDataset(torch.utils.data.Dataset):
-    """One random clip per tracklet: ``(clip [T,3,H,W], pid, camid)``.
+    """One random clip per tracklet: ``(clip [T,3,H,W], pid, camid)``, plus the tracklet's
+    targets ``{name: row}`` as a 4th item when ``targets`` (``{name: [len(tracklets), ...]}``,
+    e.g. the attribute term's per-tracklet labels) is given.
 
     Frame choice is drawn from a generator seeded by (seed, epoch, index), so it is
     reproducible, independent of worker count and different each epoch. The epoch lives
@@ -180,9 +182,15 @@ class TrainClipDataset(torch.utils.data.Dataset):
         transform: Transform | None,
         seed: int = 0,
         on_error: str = "raise",
+        targets: dict[str, np.ndarray] | None = None,
         **strategy_opts: object,
     ) -> None:
         SAMPLING.get(strategy)  # fail now, with the list of known names
+        for name, rows in (targets or {}).items():
+            if len(rows) != len(tracklets):
+                raise ValueError(f"targets[{name!r}] has {len(rows)} rows for "
+                                 f"{len(tracklets)} tracklets")
+        self.targets = {k: torch.as_tensor(np.asarray(v)) for k, v in (targets or {}).items()}
         if on_error not in ON_ERROR:
             raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         self.tracklets = _check_tracklets(tracklets)
@@ -214,11 +222,14 @@ class TrainClipDataset(torch.utils.data.Dataset):
         num_frames = len(self.tracklets[index].frames)
         return sample_indices(num_frames, self.strategy, self.seq_len, rng, **self.strategy_opts)
 
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int, int]:
+    def __getitem__(self, index: int) -> tuple:
         tracklet = self.tracklets[index]
         clip = _read_indices(
             tracklet.frames, self.frame_indices(index), self.on_error, self.skipped
         )
+        if self.targets:
+            row = {k: v[index] for k, v in self.targets.items()}
+            return _apply(self.transform, clip), tracklet.pid, tracklet.camid, row
         return _apply(self.transform, clip), tracklet.pid, tracklet.camid
 
 

@@ -48,6 +48,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise ValueError("vidreid train needs a CONFIG (or --resume RUN)")
     else:
         cfg = load_config(path, overrides)
+    if args.dry_run:
+        print("\n".join(B.describe_recipe(cfg)))
+        return 0
     try:
         result, run_dir, _, _ = run_training(cfg, resume=resume)
     except NonFiniteLossError as exc:
@@ -166,6 +169,10 @@ def register(subparsers: Any) -> None:
                    help="config name or file, then dotted overrides, e.g. optim.lr=1e-4")
     p.add_argument("--resume", metavar="RUN", action=ValueThenOverrides,
                    help="continue the run in folder RUN (last.pt)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="build everything, train nothing: print the resolved recipe"
+                        " (iterations per epoch, learning-rate steps in iterations, losses,"
+                        " evaluation protocol)")
     p.set_defaults(func=cmd_train, more_items=[])
 
     p = subparsers.add_parser(

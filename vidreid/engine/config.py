@@ -49,6 +49,7 @@ class TransformConfig:
     flip: bool = True
     erasing_prob: float = 0.0
     resize_crop: list[int] | None = None  # [H, W] resized before cropping to height x width
+    per_frame: bool = False  # draw the random augmentations per frame (COSAM's code), not per clip
 
 
 @dataclass
@@ -70,6 +71,13 @@ class DataConfig:
     image_frame: str = "middle"  # query frame of the image-side protocols
     batch_size: int = 32  # per process (rank)
     num_instances: int = 4  # K of the PK batches
+    # What an epoch is (vidreid.data.samplers): identities (each identity once, COSAM) |
+    # tracklets (every tracklet in groups of K, TKP) | shuffle (every tracklet, no PK, GLTR) |
+    # iterations (data.iterations PK batches)
+    epoch: str = "identities"
+    iterations: int | None = None  # batches per epoch, only with epoch=iterations
+    drop_last: bool = True  # no incomplete last batch ...
+    fill_last_batch: bool = True  # ... identities: complete it with other identities (ours)
     num_workers: int = 2
     transforms: TransformConfig = field(default_factory=TransformConfig)
 
@@ -113,6 +121,7 @@ class TrainConfig:
     progress: bool = True
     best_metric: str = "v2v/mAP"
     init_from: str | None = None  # checkpoint / state dict to start from (pre-train, fine-tune)
+    init_modules: list[str] | None = None  # take only these submodules from init_from
 
 
 @dataclass
@@ -120,7 +129,7 @@ class EvalConfig:
     protocols: list[str] = field(default_factory=lambda: ["v2v"])
     metric: str = "euclidean"
     normalize: bool = False
-    ap: str = "auto"  # auto: trapezoid for data.options.protocol=official, else standard
+    ap: str = "auto"  # auto: trapezoid for data.options.protocol=official or tkp, else standard
     batch_size: int = 16  # clips per forward pass
     max_rank: int = 50
     # k-reciprocal re-ranking (Zhong et al. 2017; vidreid.metrics.rerank): the paper's
@@ -149,6 +158,16 @@ class ExperimentConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     output_dir: str = "runs"
     run_name: str | None = None  # default: <name>-<timestamp>
+
+
+def sampler_options(cfg: DictConfig) -> dict[str, Any]:
+    """The ``data.*`` keys of :func:`vidreid.data.samplers.build_train_sampler` (and of
+    :func:`~vidreid.data.samplers.iterations_per_epoch`), as plain keyword arguments."""
+    d = cfg.data
+    return {
+        "epoch": d.epoch, "batch_size": d.batch_size, "num_instances": d.num_instances,
+        "drop_last": d.drop_last, "fill_last": d.fill_last_batch, "iterations": d.iterations,
+    }
 
 
 def schema() -> DictConfig:

@@ -41,13 +41,13 @@ def run_training(
     num_classes = dataset.num_train_pids
     model = B.build_model(cfg, num_classes).to(device)
     if cfg.train.init_from and resume is None:
-        B.init_from_checkpoint(model, cfg.train.init_from)
+        B.init_from_checkpoint(model, cfg.train.init_from, cfg.train.init_modules)
     criterion = B.build_criterion(cfg, num_classes, getattr(model, "feature_dim", None),
                                   dataset=dataset)
     criterion.to(device)
     optimizer = B.build_optimizer(cfg, [*model.parameters(), *criterion.parameters()])
     scheduler = B.build_scheduler(cfg, optimizer)
-    loader = B.build_train_loader(cfg, dataset.train)
+    loader = B.build_train_loader(cfg, dataset.train, criterion.batch_targets())
     run_dir = run_dir_of(resume) if resume is not None else B.new_run_dir(cfg)
     if D.is_main_process():
         save_config(cfg, run_dir / B.CONFIG_FILE)

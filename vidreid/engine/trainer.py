@@ -224,12 +224,15 @@ class _RunLog:
 
 
 def supervised_step(trainer: Trainer, batch: Any) -> tuple[torch.Tensor, dict[str, Any]]:
-    """The re-ID step: ``(clips, pids, ...)`` -> ``criterion(model(clips), pids)``."""
-    clips, pids, *_ = batch
+    """The re-ID step: ``(clips, pids, camids[, targets])`` -> ``criterion(model(clips), pids)``;
+    a ``targets`` dict (per-clip targets some loss terms need) joins the model's outputs."""
+    clips, pids, *rest = batch
     clips = clips.to(trainer.device, non_blocking=True)
     pids = pids.to(trainer.device, non_blocking=True)
+    targets = rest[1] if len(rest) > 1 and isinstance(rest[1], dict) else {}
     with trainer.autocast():
         outputs = trainer.net(clips)
+        outputs = {**outputs, **{k: v.to(trainer.device) for k, v in targets.items()}}
         loss, parts = trainer.criterion(outputs, pids)
     trainer.batch_items = clips.shape[0]
     return loss, parts

@@ -1,9 +1,16 @@
 """Attribute classification loss of the attribute-driven model (Zhao et al., CVPR 2019).
 
-The training batches carry only identity labels, so the term holds the attribute labels of
-every training identity (``[num_classes, A]``, -1 = missing) and looks them up by pid.
-Built by the engine with the dataset (``dataset=``: its ``attributes_file`` and
-``extra["train_raw_pids"]``), or directly with a ``labels`` array.
+Per-tracklet labels (the public MARS / DukeV attribute files annotate tracklets, and an
+identity's tracklets often disagree) reach the term as ``outputs["attr_labels"]`` ``[B, A]``:
+the batch's own labels: the term declares them as per-tracklet batch targets
+(:meth:`AttributeLoss.batch_targets`), the train loader yields them with each clip and the
+trainer's step puts them in ``outputs``. Without them (labels given directly, or a
+per-identity file) the term uses per-identity labels (``[num_classes, A]``, -1 = missing)
+looked up by pid: from a per-identity file, or from a per-tracklet file only where all of an
+identity's tracklets agree (no majority vote; see
+:func:`vidreid.data.attributes.train_identity_labels`). Built by the engine with the dataset
+(``dataset=``: its ``attributes_file`` and ``extra["train_raw_pids"]``), or directly with a
+``labels`` array.
 """
 
 from __future__ import annotations
@@ -18,8 +25,10 @@ import torch.nn.functional as F
 
 from vidreid.data.attributes import (
     MISSING,
+    PID_KEY,
     attribute_groups,
     load_attribute_table,
+    tracklet_labels,
     train_identity_labels,
 )
 from vidreid.losses import LOSSES
@@ -48,7 +57,7 @@ class AttributeLoss(LossTerm):
 
     def __init__(
         self,
-        groups: Mapping[str, Sequence[str]] | None = None,
+        groups: Mapping[str, Sequence[str]] | str | None = None,
         attribute_values: Mapping[str, Sequence[str]] | None = None,
         dataset: Any = None,
         labels: Any = None,
@@ -56,6 +65,7 @@ class AttributeLoss(LossTerm):
         label_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
+        self._tracklet_labels: np.ndarray | None = None  # [len(train), A] when per-tracklet
         if not 0.0 <= label_smoothing < 1.0:
             raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}")
         self.label_smoothing = label_smoothing
@@ -73,6 +83,8 @@ class AttributeLoss(LossTerm):
                 )
             table = load_attribute_table(dataset.attributes_file, self.attribute_names, values)
             labels = train_identity_labels(table, dataset)
+            if table.key != PID_KEY:  # the batch's own tracklets' labels, not the identity's
+                self._tracklet_labels = tracklet_labels(table, dataset.train, dataset.root)
         labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
         if labels.dim() != 2 or labels.shape[1] != len(self.sizes):
             raise ValueError(
@@ -95,8 +107,15 @@ class AttributeLoss(LossTerm):
                           "the term will be 0", stacklevel=2)
         self.register_buffer("labels", labels, persistent=False)  # [num_classes, A]
 
+    def batch_targets(self) -> dict[str, np.ndarray]:
+        """Per-training-tracklet targets the loader should yield: ``attr_labels [N, A]``."""
+        if self._tracklet_labels is None:
+            return {}
+        return {"attr_labels": self._tracklet_labels}
+
     def forward(self, outputs: Mapping[str, torch.Tensor], pids: torch.Tensor) -> torch.Tensor:
         logits = self.read(outputs, "attr_logits")
+        batch_labels = outputs.get("attr_labels")  # [B, A] per-tracklet labels, when given
         if logits.shape[-1] != sum(self.sizes):
             raise ValueError(
                 f"attribute loss: attr_logits has {logits.shape[-1]} columns, the attributes "
@@ -106,7 +125,14 @@ class AttributeLoss(LossTerm):
         if logits.dim() == 2:
             logits = logits.unsqueeze(1)  # [B, 1, A]
         t = logits.shape[1]
-        target = self.labels[pids.to(self.labels.device)]  # [B, A]
+        if batch_labels is not None:
+            target = torch.as_tensor(batch_labels, device=logits.device).long()
+            if target.shape != (logits.shape[0], len(self.sizes)):
+                raise ValueError(
+                    f"attribute loss: outputs['attr_labels'] must be [batch, {len(self.sizes)}], "
+                    f"got {tuple(target.shape)}")
+        else:
+            target = self.labels[pids.to(self.labels.device)]  # [B, A]
         target = target.unsqueeze(1).expand(-1, t, -1).reshape(-1, target.shape[1])  # [B*T, A]
         flat = logits.reshape(-1, logits.shape[-1]).float()  # [B*T, sum n_a]
         losses = []

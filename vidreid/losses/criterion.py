@@ -49,6 +49,16 @@ class Criterion(nn.Module):
         self.terms = nn.ModuleDict(dict(terms))
         self.weights = dict(weights)
 
+    def batch_targets(self) -> dict[str, Any]:
+        """Per-training-tracklet targets its terms need with each clip (``name -> [N, ...]``,
+        rows in training-tracklet order): the loader yields them, the step adds them to
+        ``outputs`` (e.g. the attribute term's per-tracklet labels)."""
+        targets: dict[str, Any] = {}
+        for term in self.terms.values():
+            if hasattr(term, "batch_targets"):
+                targets.update(term.batch_targets())
+        return targets
+
     def forward(
         self, outputs: Mapping[str, torch.Tensor], pids: torch.Tensor
     ) -> tuple[torch.Tensor, dict[str, float]]:

@@ -15,7 +15,7 @@ The engine extracts both features per tracklet (image: the frame chosen by
 MARS galleries (MARS's own evaluation code, Zheng et al. ECCV 2016, and torchreid's):
 ``"torchreid"`` (gallery without the query tracklets and without pid -1, standard AP), ``"official"`` (the MATLAB protocol:
 gallery = all test tracklets including the queries, pid -1 junk, trapezoidal AP) and
-``"tkp"`` (query + torchreid gallery, standard AP). :func:`mars_protocol` builds them from the
+``"tkp"`` (query + torchreid gallery, trapezoidal AP as TKP's ``utils/eval_metrics.py:21-28``). :func:`mars_protocol` builds them from the
 torchreid-style query and gallery sets.
 """
 
@@ -107,7 +107,7 @@ def mars_protocol(query: FeatureSet, gallery: FeatureSet,
     if protocol == "official":
         return concat(query, gallery), (MARS_JUNK_PID,), "trapezoid"
     if protocol == "tkp":
-        return concat(query, gallery.select(not_junk)), (), "standard"
+        return concat(query, gallery.select(not_junk)), (), "trapezoid"
     raise ValueError(f"unknown MARS protocol {protocol!r}; use one of "
                      f"{', '.join(MARS_PROTOCOLS)}")
 

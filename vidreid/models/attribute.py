@@ -6,8 +6,10 @@ paper's description (methods.md section 4):
 
 1. **Feature disentangling.** A frame CNN gives a frame vector ``f_t`` ``[C]`` (GAP of the
    last map). It is split into ``K`` *sub-features*, one per semantic attribute group
-   (default, from the synthetic renderer: ``body`` = gender/build/height/skin, ``head``,
-   ``upper``, ``lower``, ``accessories``): ``s_{t,k} = ReLU(BN(W_k f_t))`` ``[d]``.
+   (``groups: synth``, the synthetic renderer's: ``body`` = gender/build/height/skin,
+   ``head``, ``upper``, ``lower``, ``accessories``; ``groups: mars``, MARS-Attribute's
+   columns: ``body`` = gender/Age, ``head`` = hat/hair, ``upper`` = Tops.c/Tops.l,
+   ``lower`` = Bottoms.c/Bottoms.l/Bottoms.t, ``accessories`` = bags): ``s_{t,k} = ReLU(BN(W_k f_t))`` ``[d]``.
 2. **Attribute recognition.** Each group has one linear classifier per attribute of the
    group on its own sub-feature, per frame (``p_{t,a} = softmax(V_a s_{t,k})``), trained by
    the attribute loss (:mod:`vidreid.losses.attribute`) with the identity's labels.
@@ -122,7 +124,9 @@ class AttributeDrivenReID(VideoReIDModel):
         num_classes: training identities.
         backbone, weights, last_stride: the frame CNN (a registered backbone, its local
             pretrained file, layer4 stride).
-        groups: group name -> its attributes (default: the renderer's five groups).
+        groups: group name -> its attributes, or a named set: ``"synth"`` (the renderer's
+            five groups, the default) or ``"mars"`` (MARS-Attribute's columns in five groups,
+            :data:`vidreid.data.attributes.MARS_ATTRIBUTE_GROUPS`).
         attribute_values: attribute -> its values in code order (default: the renderer's
             vocabularies); only the number of values matters to the model.
         group_dim: width ``d`` of each sub-feature.
@@ -139,7 +143,7 @@ class AttributeDrivenReID(VideoReIDModel):
         backbone: str = "resnet50",
         weights: str | None = None,
         last_stride: int = 1,
-        groups: Mapping[str, Sequence[str]] | None = None,
+        groups: Mapping[str, Sequence[str]] | str | None = None,
         attribute_values: Mapping[str, Sequence[str]] | None = None,
         group_dim: int = GROUP_DIM,
         detach_confidence: bool = True,

@@ -33,8 +33,10 @@ class VideoBaseline(VideoReIDModel):
             the same feature for training and test).
         neck_feat: which feature BNNeck returns at test time, ``"after"`` or ``"before"`` BN.
         embed_dim: optional linear reduction of the head's output before the neck.
-        frame_chunk: run the backbone over at most this many frames at a time (memory);
-            backbones that mix frames of a clip (non-local) are chunked by whole clips.
+        frame_chunk: in eval mode, run the backbone over at most this many frames at a time
+            (bounds test memory on long tracklets); backbones that mix frames of a clip
+            (non-local) are chunked by whole clips. Training never chunks: batch norm must
+            see the whole batch, as in the authors' code, not ghost batches of a few clips.
     """
 
     def __init__(
@@ -79,7 +81,7 @@ class VideoBaseline(VideoReIDModel):
         b, t = clips.shape[:2]
         frames = clips.flatten(0, 1)  # [B*T, 3, H, W]; keeps a channels_last layout
         step = frames.shape[0]
-        if self.frame_chunk is not None:
+        if self.frame_chunk is not None and not self.training:
             mixes_frames = uses_clip_length(self.backbone)
             step = max(1, self.frame_chunk // t) * t if mixes_frames else self.frame_chunk
         with clip_length(self.backbone, t):

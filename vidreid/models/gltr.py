@@ -30,8 +30,14 @@ Where we depart or where the paper is silent and the default is ours:
 - ``features`` (used by the evaluation and by any metric loss a config adds) is the 512-d GLTR
   before the head's BN; the paper ranks L2-normalised GLTRs with Euclidean distance: the
   normalisation is the evaluation config's ``normalize`` flag, not part of the model;
-- the paper trains the 2D CNN first (image classification) and then DTP + TSA; we train the
-  whole network end to end in one stage from the ImageNet backbone (one recipe per config);
+- the paper trains the 2D CNN first (image classification) and then DTP + TSA; the authors'
+  public ``train.py`` trains the whole network end to end in one stage. Both are configs:
+  ``configs/gltr/mars_stage1.yaml`` + ``mars.yaml`` (the paper's two stages, joined by
+  ``train.init_from`` / ``train.init_modules``) and ``mars_e2e.yaml`` (the authors' code);
+- initialisation follows the authors' ``resnet.py:72-94``: DTP weights N(0, 0.001), the
+  reduction layer kaiming-normal (fan-out) with zero bias, the classifier N(0, 0.001) with zero
+  bias, BatchNorm weight 1 / bias 0; the TSA convolutions keep PyTorch's default (the authors'
+  ``NonLocalBlock1D`` is built after their init loop);
 - the synthetic configs (``configs/gltr/synth.yaml``, ``bench_gltr.yaml``: the ``tiny``
   backbone from scratch, ~80 steps) depart from the paper's recipe: PK batches of 8
   identities x 2 tracklets x 8 frames and softmax + triplet. With the paper's one 16-frame
@@ -66,6 +72,7 @@ DILATIONS = (1, 2, 3)  # temporal dilation rates of the DTP branches (authors' c
 DTP_KERNEL_SIZE = 3  # temporal kernel of every DTP branch
 TSA_REDUCTION = 2  # TSA inner width = input width / 2 (4d -> 2d)
 DROPOUT = 0.5  # dropout of the training head
+INIT_STD = 0.001  # std of the DTP and classifier weights (authors' resnet.py:83, 92-94)
 
 
 class DilatedTemporalPyramid(nn.Module):
@@ -203,6 +210,17 @@ class GLTR(VideoReIDModel):
             nn.Dropout(dropout),
             nn.Linear(self.feature_dim, num_classes),
         )
+        self._init_as_authors()
+
+    def _init_as_authors(self) -> None:
+        """The authors' initialisation of the layers after the backbone (``resnet.py:72-94``)."""
+        for branch in self.head.dtp.branches:
+            nn.init.normal_(branch.weight, std=INIT_STD)
+        nn.init.kaiming_normal_(self.head.reduction.weight, mode="fan_out")
+        nn.init.zeros_(self.head.reduction.bias)
+        linear = self.classifier[-1]
+        nn.init.normal_(linear.weight, std=INIT_STD)
+        nn.init.zeros_(linear.bias)
 
     def frame_features(self, frames: torch.Tensor) -> torch.Tensor:
         """Backbone + GAP of ``[N, 3, H, W]`` frames -> ``[N, C]`` (chunked in eval mode)."""

@@ -118,10 +118,19 @@ def filter_min_len(tracklets: Iterable[Tracklet], min_seq_len: int) -> list[Trac
     return [t for t in tracklets if len(t.frames) >= min_seq_len]
 
 
+#: The public tracklet-level attribute files' names (MARS-Attribute / BUAA release), looked
+#: for after ``attributes.csv``.
+PUBLIC_ATTRIBUTES_FILES = ("mars_attributes.csv", "duke_attributes.csv")
+
+
 def attributes_file(dataset_dir: str) -> str | None:
-    """Path of ``attributes.csv`` in the dataset folder, or None when there is none."""
-    path = os.path.join(dataset_dir, ATTRIBUTES_FILE)
-    return path if os.path.isfile(path) else None
+    """Path of the attribute table in the dataset folder (``attributes.csv``, else a public
+    ``mars_attributes.csv`` / ``duke_attributes.csv``), or None when there is none."""
+    for name in (ATTRIBUTES_FILE, *PUBLIC_ATTRIBUTES_FILES):
+        path = os.path.join(dataset_dir, name)
+        if os.path.isfile(path):
+            return path
+    return None
 
 
 def check_split_id(split_id: int, num_splits: int, source: str) -> int:

@@ -40,7 +40,7 @@ NUM_CAMERAS = 6
 #: ``0065C1T0002F016.jpg``: pid (``00-1`` junk, ``0000`` distractor), camera, tracklet, frame.
 NAME_PATTERN = re.compile(r"(?:\d{4}|00-1)C[1-9]T\d{4}F\d{3}\.jpg")
 JUNK_FOLDER = "00-1"
-PROTOCOLS = ("torchreid", "official")
+PROTOCOLS = ("torchreid", "official", "tkp")
 
 
 def folder_pid(folder: str) -> int:
@@ -128,6 +128,10 @@ def load_mars(
     ``protocol="torchreid"``: gallery = test tracklets not used as queries, pid -1 dropped
     everywhere (pid 0 distractors stay). ``protocol="official"``: gallery = all test tracklets
     including the queries, ``junk_pids=(-1,)`` (evaluation also drops same pid + same camera).
+    ``protocol="tkp"``: TKP's evaluation (guxinqian/TKP ``utils/data_manager.py:147``,
+    ``train.py:374-378``): pid -1 dropped everywhere, gallery = the queries followed by the
+    torchreid gallery, so the queries whose identity has no other-camera gallery tracklet
+    still have a match (evaluate with trapezoidal AP, TKP ``utils/eval_metrics.py:21-28``).
     ``min_seq_len`` drops shorter tracklets from every split.
     """
     if protocol not in PROTOCOLS:
@@ -170,10 +174,12 @@ def load_mars(
     is_query[query_idx - 1] = True
     query = [test[i] for i in (query_idx - 1).tolist()]
     junk: tuple[int, ...] = ()
-    if protocol == "torchreid":
+    if protocol in ("torchreid", "tkp"):
         gallery = [t for t, q in zip(test, is_query, strict=True) if not q and t.pid != -1]
         train = [t for t in train if t.pid != -1]
         query = [t for t in query if t.pid != -1]
+        if protocol == "tkp":
+            gallery = query + gallery
     else:
         gallery = list(test)
         junk = (-1,)
