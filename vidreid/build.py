@@ -295,7 +295,10 @@ def init_from_checkpoint(
     source = f"train.init_from={path}"
     state = load_model_weights(path)
     if not modules and not is_own_layout(model, state):  # torchreid / FastReID / backbone
-        load_frame_encoder(model, path)
+        try:
+            load_frame_encoder(model, path)
+        except ValueError as exc:
+            raise ValueError(f"train.init_from: {exc}") from None
         return
     if not modules:
         load_weights(model, state, source, classifier="skip-mismatched")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from vidreid.engine.config import load_config, to_container
 from vidreid.engine.run import run_dir_of, run_training
 from vidreid.engine.trainer import NonFiniteLossError
 
+logger = logging.getLogger(__name__)
 SPLIT_PLACEHOLDER = "{split}"
 NUM_SPLITS = 10
 
@@ -54,7 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         result, run_dir, _, _ = run_training(cfg, resume=resume)
     except NonFiniteLossError as exc:
-        print(f"vidreid: error: {exc}", file=sys.stderr)
+        logger.error("%s", exc)
         return 1
     finally:
         D.cleanup_distributed()
@@ -89,9 +91,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     config, weights = (source, args.weights) if args.weights else (None, source)
     splits = list(range(NUM_SPLITS)) if args.all_splits else [None]
     if args.all_splits and SPLIT_PLACEHOLDER not in weights:
-        print(f"warning: {weights} has no {SPLIT_PLACEHOLDER} placeholder: the same"
-              " weights are evaluated on every split (their test ids may have been"
-              " trained on)", file=sys.stderr)
+        logger.warning("%s has no %s placeholder: the same weights are evaluated on every"
+                       " split (their test ids may have been trained on)", weights,
+                       SPLIT_PLACEHOLDER)
     per_split, cfg, trained = [], None, None
     try:
         for split in splits:
@@ -106,7 +108,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                              progress=split is None)
             per_split.append(res)
             if split is not None and D.is_main_process():
-                print(f"split {split}: " + "  ".join(
+                logger.info("split %d: %s", split, "  ".join(
                     f"{p} R1 {100 * r.cmc[0]:.1f}" for p, r in res.items()))
         if not D.is_main_process():
             return 0

@@ -200,7 +200,7 @@ def resolve_config(name: str | os.PathLike[str]) -> Path:
     close = difflib.get_close_matches(key, packaged_configs(), n=MAX_CLOSE_NAMES, cutoff=0.4)
     hint = (f"; closest packaged names: {', '.join(close)}" if close
             else "; `vidreid configs` lists the packaged names")
-    raise FileNotFoundError(f"config not found: {text} is neither a file nor a packaged"
+    raise FileNotFoundError(f"config file not found: {text} is neither a file nor a packaged"
                             f" config name{hint}")
 
 

@@ -7,6 +7,7 @@ The command forms are in :data:`EXTRACT_HELP` (shown by ``vidreid extract --help
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import torch
 
 from vidreid.data.tracklet import Tracklet
 
+logger = logging.getLogger(__name__)
 EXTRACT_HELP = """\
 vidreid extract RUN --data ROOT --dataset NAME [--split gallery] --out FEATS extracts a
 split of a dataset with the model of a training run (RUN: the folder vidreid train printed;
@@ -129,7 +131,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 export_onnx(model, path, size, part=part, num_frames=num_frames, dynamic=False)
                 shape = f"static shape (dynamic failed: {str(first)[:120]})"
             except ValueError as exc:
-                print(f"{part}: not exportable: {str(exc)[:300]}")
+                logger.error("%s: not exportable: %s", part, str(exc)[:300])
                 failures += 1
                 continue
         report = check_onnx_parity(model, path, size, part=part, num_frames=num_frames,

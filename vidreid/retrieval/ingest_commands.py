@@ -12,9 +12,12 @@ same command resumes an interrupted ingest; a finished ``DIR`` is never overwrit
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Any
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 
 def make_encoder(config: str | None, weights: str | None, device: str = "cpu",
@@ -78,9 +81,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
           f"tracklets ({summary.crops} crops; length median {int(np.median(lengths))}, "
           f"max {max(lengths)}) -> {summary.out}")
     if summary.truncated:
-        print(f"warning: the video announces {summary.frames_announced} frames but only "
-              f"{summary.frames_decoded} could be decoded (truncated or corrupt file?); the "
-              "tracklets cover the decoded part")
+        logger.warning("the video announces %d frames but only %d could be decoded (truncated"
+                       " or corrupt file?); the tracklets cover the decoded part",
+                       summary.frames_announced, summary.frames_decoded)
     return 0
 
 
@@ -88,7 +91,12 @@ def register(subparsers: Any) -> None:
     """Add ``ingest`` to the ``vidreid`` parser."""
     p = subparsers.add_parser(
         "ingest", help="detect, track and cut the people of a video into tracklets",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description="Detects people in a video (--detector bgsub, hog or onnx), tracks them"
+                    " (--tracker sort or deepsort; --model RUN or --model imagenet adds"
+                    " appearance), cuts the tracks into tracklets and writes their crops as a"
+                    " folder of tracklets with manifest.csv. Then: vidreid extract RUN --data"
+                    " OUT --dataset folder --out FEATS, and vidreid index build or add."
+                    " Re-running the same command resumes an interrupted ingest.",
     )
     p.add_argument("video", help="video file (anything OpenCV decodes)")
     p.add_argument("--camera", type=int, required=True, help="0-based camera id")
