@@ -68,3 +68,17 @@ def test_the_readme_journey_from_an_empty_folder(tmp_path: Path) -> None:
             "--quiet")
     manifest = json.loads((tmp_path / "feats2" / "manifest.json").read_text())
     assert manifest["dim"] == 1280  # MobileNetV2 frame features, averaged over time
+
+
+def test_quiet_and_verbose_set_what_is_logged(capsys) -> None:
+    import logging
+
+    from vidreid.cli import main
+
+    assert main(["--quiet", "configs", "mars"]) == 0
+    assert "cosam/mars" in capsys.readouterr().out  # results still on stdout
+    assert logging.getLogger("vidreid").level == logging.WARNING
+    assert main(["--verbose", "configs"]) == 0
+    assert logging.getLogger("vidreid").level == logging.DEBUG
+    assert main(["configs", "no-such-name"]) == 2
+    assert "vidreid: error: no packaged config name contains" in capsys.readouterr().err

@@ -77,9 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vidreid", description="Video person re-identification: train, evaluate, search."
         " Run vidreid COMMAND --help for a command's options.")
     verbosity = parser.add_mutually_exclusive_group()
-    verbosity.add_argument("-q", "--quiet", action="store_true",
+    # own dests: a sub-command's --quiet (no progress bar) must not reset these
+    verbosity.add_argument("-q", "--quiet", dest="log_quiet", action="store_true",
                            help="print results, warnings and errors only")
-    verbosity.add_argument("-v", "--verbose", action="store_true", help="also debug messages")
+    verbosity.add_argument("-v", "--verbose", dest="log_verbose", action="store_true",
+                           help="also debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in (*COMMAND_MODULES, *method_command_modules()):
         try:
@@ -95,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    setup_logging(args.quiet, args.verbose)
+    setup_logging(args.log_quiet, args.log_verbose)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
