@@ -82,19 +82,17 @@ def majority_baseline(table, train_raw_pids: list[int]) -> np.ndarray:
     return out
 
 
-def evaluate(run: str, data_root: str | None, occluded: float, clear: float,
-             max_tracklets: int | None) -> str:
-    from vidreid import build as B
+def measure(model: torch.nn.Module, cfg, dataset, occluded: float, clear: float,
+            max_tracklets: int | None) -> dict:
+    """Attribute accuracy (model and majority baseline, per attribute) and the temporal-weight
+    ratios occluded / clear per (occluded part, group), on the held-out tracklets."""
+    from vidreid.build import build_transform
     from vidreid.data.attributes import attribute_groups, load_attribute_table
     from vidreid.data.synth.ground_truth import load_tracklet_table
     from vidreid.data.video_dataset import read_frames
-    from vidreid.engine.config import load_config, to_container
+    from vidreid.engine.config import to_container
 
-    ckpt = run if os.path.isfile(run) else os.path.join(run, "last.pt")
-    saved = os.path.join(os.path.dirname(ckpt), "config.yaml")
-    cfg = load_config(saved, [f"data.root={data_root}"] if data_root else [])
-    dataset = B.build_dataset(cfg)
-    model = B.load_trained(ckpt, cfg).model.eval()
+    model.eval()
     spec = to_container(cfg.model)
     groups, values = attribute_groups(spec.get("groups"), spec.get("attribute_values"))
     names = list(values)
@@ -102,7 +100,7 @@ def evaluate(run: str, data_root: str | None, occluded: float, clear: float,
     baseline = majority_baseline(table, list(dataset.extra["train_raw_pids"]))
     ddir = dataset.root
     truth = {tuple(r["frames"]): r for r in load_tracklet_table(ddir)}
-    transform = B.build_transform(cfg, train=False)
+    transform = build_transform(cfg, train=False)
 
     seen, tracklets = set(), []
     for t in dataset.query + dataset.gallery:
@@ -139,8 +137,27 @@ def evaluate(run: str, data_root: str | None, occluded: float, clear: float,
             if occ and clr:
                 for k, g in enumerate(model.group_names):
                     ratios[(part, g)].append(float(w[k, occ].mean() / w[k, clr].mean()))
+    return {"names": names, "groups": groups, "sizes": sizes, "correct": correct,
+            "base_correct": base_correct, "counted": counted, "ratios": ratios,
+            "tracklets": len(tracklets), "root": ddir, "group_names": list(model.group_names)}
 
-    lines = [f"## Attribute model `{cfg.name}` ({ckpt}) on {len(tracklets)} held-out "
+
+def evaluate(run: str, data_root: str | None, occluded: float, clear: float,
+             max_tracklets: int | None) -> str:
+    from vidreid import build as B
+    from vidreid.engine.config import load_config
+
+    ckpt = run if os.path.isfile(run) else os.path.join(run, "last.pt")
+    saved = os.path.join(os.path.dirname(ckpt), "config.yaml")
+    cfg = load_config(saved, [f"data.root={data_root}"] if data_root else [])
+    dataset = B.build_dataset(cfg)
+    model = B.load_trained(ckpt, cfg).model
+    m = measure(model, cfg, dataset, occluded, clear, max_tracklets)
+    names, groups, sizes, ratios = m["names"], m["groups"], m["sizes"], m["ratios"]
+    correct, base_correct, counted = m["correct"], m["base_correct"], m["counted"]
+    tracklets, ddir = m["tracklets"], m["root"]
+
+    lines = [f"## Attribute model `{cfg.name}` ({ckpt}) on {tracklets} held-out "
              f"tracklets of {ddir}", "",
              "| attribute | group | values | accuracy % | majority baseline % | n |",
              "|---|---|---:|---:|---:|---:|"]

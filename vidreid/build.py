@@ -459,7 +459,9 @@ def describe_recipe(cfg: DictConfig) -> list[str]:
         f" query {len(dataset.query)}, gallery {len(dataset.gallery)}",
         f"batch: {d.batch_size} clips per process x {world} process(es) of {d.seq_len} frames"
         f" at {d.height}x{d.width} ({d.train_sampling} sampling), "
-        f"{type(sampler).__name__} with {d.num_instances} clips per identity",
+        + (f"{type(sampler).__name__}: shuffled tracklets, no identity structure"
+         if d.epoch == "shuffle" else
+         f"{type(sampler).__name__} with {d.num_instances} clips per identity"),
         f"iterations per epoch: {iterations}",
         f"epochs: {t.epochs}, total iterations: {iterations * t.epochs}",
         "learning rate: " + ", ".join(

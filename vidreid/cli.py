@@ -18,6 +18,7 @@ import importlib
 import logging
 import os
 import pkgutil
+import signal
 import sys
 from pathlib import Path
 
@@ -94,12 +95,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``vidreid index info X | head -1``): stop quietly.
+
+    stdout is pointed at /dev/null so the interpreter's final flush cannot raise again;
+    the status is 128 + SIGPIPE, as for a command killed by the signal.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return 128 + signal.SIGPIPE
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.log_quiet, args.log_verbose)
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe (`| head`) surfaces here, inside the handler
+        return status
+    except BrokenPipeError:
+        return _stdout_closed()
     except KeyboardInterrupt:
         logger.warning("interrupted")
         return 130

@@ -5,7 +5,11 @@ import torch
 import torchvision
 
 from vidreid.models import build_backbone
-from vidreid.models.backbones.mobilenet import MobileNetV2Backbone, remap_mobilenetv2_deepsort
+from vidreid.models.backbones.mobilenet import (
+    MobileNetV2Backbone,
+    remap_mobilenetv2_deepsort,
+    rename_features_keys,
+)
 from vidreid.models.backbones.resnet import set_last_stride
 from vidreid.models.backbones.weights import load_pretrained
 from vidreid.models.profile import count_parameters
@@ -135,4 +139,25 @@ def test_remap_mobilenetv2_deepsort(tmp_path) -> None:
     report = load_pretrained(net, path)  # strict: every backbone key matched, equal shapes
     assert not report.missing and not report.unexpected and len(report.loaded) == 312
     state = net.state_dict()
-    assert all(torch.equal(state[k], v) for k, v in new.items())
+    staged = rename_features_keys(new)  # torchvision's features.{i} -> our stem / layerN
+    assert staged.keys() == state.keys()
+    assert all(torch.equal(state[k], v) for k, v in staged.items())
+    assert torch.equal(state["layer4.4.1.running_var"], old["features.18.1.running_var"])
+
+
+def test_mobilenetv2_stages_and_old_checkpoint_keys() -> None:
+    """Stages cut at the stride changes; a checkpoint with features.{i} keys still loads."""
+    net = MobileNetV2Backbone(last_stride=2).eval()
+    assert net.stage_names == ("layer1", "layer2", "layer3", "layer4")
+    assert net.stage_channels == (24, 32, 96, 1280)
+    x = torch.randn(1, 3, H, W)
+    maps = [net.stem(x)]
+    for name in net.stage_names:
+        maps.append(getattr(net, name)(maps[-1]))
+    assert [H // m.shape[2] for m in maps] == [2, 4, 8, 16, 32]
+    tv = torchvision.models.mobilenet_v2(weights=None).eval()
+    tv_state = {k: v for k, v in tv.state_dict().items() if not k.startswith("classifier.")}
+    fresh = MobileNetV2Backbone(last_stride=2).eval()
+    fresh.load_state_dict(tv_state)  # the pre-stage key layout, renamed by the load hook
+    with torch.no_grad():
+        assert torch.equal(fresh(x), tv.features(x))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from vidreid.models import build_model
-from vidreid.models.cosam import COSAM, COSAMNet, snippet_indices
+from vidreid.models.cosam import COSAM, COSAMNet, insert_cosam, snippet_indices
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "vidreid" / "configs" / "cosam"
 NUM_CLASSES = 10
@@ -151,8 +151,8 @@ def test_bad_arguments_name_the_problem() -> None:
         tiny_cosam(cosam_stages=["conv4"])
     with pytest.raises(ValueError, match="snippet_len"):
         tiny_cosam(snippet_len=0)
-    with pytest.raises(ValueError, match="layer1..layer4"):
-        build_model("cosam", num_classes=NUM_CLASSES, backbone="mobilenetv2")
+    with pytest.raises(ValueError, match="COSAM needs a backbone with stages"):
+        insert_cosam(torch.nn.Conv2d(3, 8, 3))  # no stem / stage_names / stage_channels
     with pytest.raises(ValueError, match=r"\[B, T, 3, H, W\]"):
         tiny_cosam()(torch.randn(4, 3, 64, 32))
 

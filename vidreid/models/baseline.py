@@ -125,7 +125,8 @@ class VideoBaseline(VideoReIDModel):
 class NonLocalBaseline(VideoBaseline):
     """ResNet-50 + non-local blocks (Wang et al. 2018) + temporal average pooling.
 
-    Blocks go after the given 0-based blocks of layer2 and layer3 (TKP's defaults); the
+    Blocks go after the given 0-based blocks of the middle stages (layer2 and layer3; None =
+    every other block, TKP's positions on ResNet-50), on any staged backbone; the
     backbone's pretrained weights are loaded before the insertion, and the blocks start as
     the identity, so at initialisation this equals the TP baseline.
     """
@@ -137,8 +138,8 @@ class NonLocalBaseline(VideoBaseline):
         head: str = "tp",
         weights: str | None = None,
         last_stride: int = 1,
-        layer2_blocks: Sequence[int] = (1, 3),
-        layer3_blocks: Sequence[int] = (1, 3, 5),
+        layer2_blocks: Sequence[int] | None = None,
+        layer3_blocks: Sequence[int] | None = None,
         nonlocal_sub_sample: bool = True,
         **kwargs: Any,
     ) -> None:
@@ -147,6 +148,8 @@ class NonLocalBaseline(VideoBaseline):
             last_stride=last_stride, **kwargs,
         )
         insert_nonlocal(
-            self.backbone, tuple(layer2_blocks), tuple(layer3_blocks),
+            self.backbone,
+            None if layer2_blocks is None else tuple(layer2_blocks),
+            None if layer3_blocks is None else tuple(layer3_blocks),
             sub_sample=nonlocal_sub_sample,
         )

@@ -16,7 +16,9 @@ common (the person and what they carry) by mutual consensus, without any mask la
    channels common to the group are selected. Output ``X_s + X_s * M_c``.
 
 ``cosam45`` (the paper's best) inserts modules after conv4_x and conv5_x (our ``layer3`` and
-``layer4``); the frame maps then go to temporal average pooling (TP) like the baseline.
+``layer4``); the frame maps then go to temporal average pooling (TP) like the baseline. On
+any backbone with stages (:mod:`vidreid.models.backbones.stages`, e.g. MobileNetV2) the
+default places them after the last two stages.
 
 What follows the authors' code (``InnovArul/vidreid_cosegmentation``, ``src/models/cosam.py``):
 the reduction / summary / channel layer sizes, unbiased std with eps 1e-4 added to it,
@@ -67,7 +69,6 @@ weak spots of snippet averaging; what happens here:
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -76,6 +77,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vidreid.models import MODELS
+from vidreid.models.backbones.stages import insert_after_blocks, stage_names
 from vidreid.models.base import FrameBatchModule
 from vidreid.models.baseline import VideoBaseline
 
@@ -88,8 +90,8 @@ NORM_EPS = 1e-4  # added to the std of each location's C'-vector (authors' code)
 # Our choice: cells of the other frames' maps the cost volume is pooled to (rows, cols);
 # the authors' layer4 map at 256x128 with last stride 2, half their layer3 map.
 COST_GRID = (8, 4)
-STAGES = ("layer1", "layer2", "layer3", "layer4")
-COSAM45 = ("layer3", "layer4")  # after conv4_x and conv5_x: the paper's best placement
+# After the last two stages (ResNet: conv4_x and conv5_x = layer3, layer4): the paper's best.
+COSAM45 = (-2, -1)
 PAPER_SNIPPET_LEN = 4  # N: frames per snippet
 
 
@@ -189,38 +191,48 @@ class FrameCOSAM(FrameBatchModule):
         return out.reshape(x.shape)  # [B*T, C, h, w]
 
 
-def insert_cosam(
-    backbone: nn.Module, stages: Sequence[str] = COSAM45, cost_grid: tuple[int, int] = COST_GRID
-) -> dict[str, FrameCOSAM]:
-    """Append a :class:`FrameCOSAM` to each named stage (``layer1``..``layer4``), in place.
-
-    The module goes at the end of the stage (``layer3.cosam``), so the backbone's own keys
-    (``layer3.0.conv1.weight``) are unchanged and pretrained weights still load. Returns
-    ``{stage: module}``.
-    """
-    channels = getattr(backbone, "stage_channels", None)
-    if channels is None or not all(hasattr(backbone, s) for s in STAGES):
+def resolve_stages(backbone: nn.Module, stages: Sequence[str | int]) -> list[str]:
+    """Stage names (``layer3``) or indices (``-1`` = last) -> the backbone's stage names,
+    in network order; a ``ValueError`` names a bad entry (key ``cosam_stages``)."""
+    names = stage_names(backbone, "COSAM")
+    resolved = []
+    for stage in stages:
+        is_index = isinstance(stage, int) and not isinstance(stage, bool)
+        if is_index and -len(names) <= stage < len(names):
+            resolved.append(names[stage])
+        elif isinstance(stage, str) and stage in names:
+            resolved.append(stage)
+        else:
+            resolved = []
+            break
+    if not resolved:
         raise ValueError(
-            f"COSAM goes after ResNet-style stages (layer1..layer4 with stage_channels); "
-            f"backbone {type(backbone).__name__} has none: use resnet50, se_resnet50, "
-            f"resnet18/34 or tiny"
+            f"cosam_stages must be a non-empty list of stage names ({', '.join(names)}) or "
+            f"indices (-2, -1 = the last two = cosam45), got {list(stages)}"
         )
-    bad = [s for s in stages if s not in STAGES]
-    if bad or not stages:
-        raise ValueError(
-            f"cosam_stages must be a non-empty list of {', '.join(STAGES)} "
-            f"(e.g. [layer3, layer4] = cosam45), got {list(stages)}"
-        )
-    if len(set(stages)) != len(stages):
+    if len(set(resolved)) != len(resolved):
         raise ValueError(f"cosam_stages lists a stage twice: {list(stages)}")
+    return sorted(resolved, key=names.index)
+
+
+def insert_cosam(
+    backbone: nn.Module,
+    stages: Sequence[str | int] = COSAM45,
+    cost_grid: tuple[int, int] = COST_GRID,
+) -> dict[str, FrameCOSAM]:
+    """Append a :class:`FrameCOSAM` to each given stage of a staged backbone, in place.
+
+    ``stages``: stage names or indices (default: the last two, ``cosam45``); any backbone
+    with the stage protocol (:mod:`vidreid.models.backbones.stages`). The module goes at the
+    end of the stage (``layer3.cosam``), so the backbone's own keys (``layer3.0.conv1.weight``)
+    are unchanged and pretrained weights still load. Returns ``{stage name: module}``.
+    """
+    names = stage_names(backbone, "COSAM")
     modules = {}
-    for stage in sorted(stages, key=STAGES.index):
+    for stage in resolve_stages(backbone, stages):
         layer = getattr(backbone, stage)
-        if not isinstance(layer, nn.Sequential):
-            raise ValueError(f"backbone stage {stage} is a {type(layer).__name__}, not a Sequential")
-        module = FrameCOSAM(channels[STAGES.index(stage)], cost_grid)
-        items = list(layer.named_children()) + [("cosam", module)]
-        setattr(backbone, stage, nn.Sequential(OrderedDict(items)))
+        module = FrameCOSAM(backbone.stage_channels[names.index(stage)], cost_grid)
+        setattr(backbone, stage, insert_after_blocks(layer, {len(layer) - 1: ("cosam", module)}))
         modules[stage] = module
     return modules
 
@@ -244,8 +256,9 @@ class COSAMNet(VideoBaseline):
     """Frame CNN with COSAMs after the given stages -> temporal head (TP) -> neck / classifier.
 
     Args (besides :class:`~vidreid.models.baseline.VideoBaseline`'s):
-        cosam_stages: stages followed by a COSAM; ``["layer3", "layer4"]`` = the paper's
-            ``cosam45`` (after conv4_x and conv5_x).
+        cosam_stages: stages followed by a COSAM, by name or index; ``[layer3, layer4]`` or
+            the default ``[-2, -1]`` (the last two stages) = the paper's ``cosam45`` (after
+            conv4_x and conv5_x).
         cost_grid: (rows, cols) of the pooled cost volume (our choice, see module docstring).
         snippet_len: the paper's snippet length N (4). A clip of ``T <= N`` frames is one
             snippet; a longer clip is cut into non-overlapping N-frame snippets (the last one
@@ -266,7 +279,7 @@ class COSAMNet(VideoBaseline):
         head: str = "tp",
         weights: str | None = None,
         last_stride: int = 1,
-        cosam_stages: Sequence[str] = COSAM45,
+        cosam_stages: Sequence[str | int] = COSAM45,
         cost_grid: Sequence[int] = COST_GRID,
         snippet_len: int | None = PAPER_SNIPPET_LEN,
         **kwargs: Any,
@@ -283,7 +296,7 @@ class COSAMNet(VideoBaseline):
                              f"got {snippet_len}")
         self.snippet_len = snippet_len
         # Inserted after the pretrained weights are loaded (by build_backbone above).
-        self.cosams = insert_cosam(self.backbone, tuple(cosam_stages), grid)  # type: ignore[arg-type]
+        self.cosams = insert_cosam(self.backbone, list(cosam_stages), grid)  # type: ignore
 
     def forward(self, clips: torch.Tensor, return_extras: bool = False) -> dict[str, Any]:
         if clips.dim() != 5:

@@ -7,15 +7,15 @@ cost 4x; W is a 1x1x1 conv back to C followed by BatchNorm whose weight and bias
 zero, so that a freshly inserted block is the identity and does not disturb a pretrained
 backbone (as in TKP's code, ``guxinqian/TKP`` ``models/NonLocal.py``).
 
-:func:`insert_nonlocal` places blocks after given ResNet blocks (TKP / VRSTC: after
-layer2 blocks 1, 3 and layer3 blocks 1, 3, 5, 0-based). The backbone keeps running on
-frames ``[B*T, C, H, W]``; each inserted :class:`FrameNonLocal` restores the time axis
-using the clip length set by :func:`vidreid.models.base.clip_length`.
+:func:`insert_nonlocal` places blocks after given blocks of the middle stages of any staged
+backbone (TKP / VRSTC on ResNet-50: after layer2 blocks 1, 3 and layer3 blocks 1, 3, 5,
+0-based; by default every other block of those stages, which is the same there). The
+backbone keeps running on frames ``[B*T, C, H, W]``; each inserted :class:`FrameNonLocal`
+restores the time axis using the clip length set by :func:`vidreid.models.base.clip_length`.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,6 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vidreid.models.backbones.stages import (
+    block_out_channels,
+    default_block_positions,
+    insert_after_blocks,
+    stage_names,
+)
 from vidreid.models.base import FrameBatchModule
 
 # Spatial (H, W) kernel of the max-pool on phi and g: Wang et al.'s (1, 2, 2), time kept.
@@ -115,45 +121,42 @@ class FrameNonLocal(FrameBatchModule):
         return self.block.forward_frames(x, t)  # [B*T, C, H, W]
 
 
-def _with_nonlocal(
-    layer: nn.Sequential, after: Sequence[int], channels: int, layer_name: str, **kw: Any
-) -> nn.Sequential:
-    bad = sorted(i for i in after if not 0 <= i < len(layer))
-    if bad:
-        raise ValueError(
-            f"{layer_name} has blocks 0..{len(layer) - 1}; cannot insert a non-local block "
-            f"after block(s) {bad}"
-        )
-    items: list[tuple[str, nn.Module]] = []
-    for i, block in enumerate(layer):
-        items.append((str(i), block))
-        if i in after:
-            items.append((f"nonlocal{i}", FrameNonLocal(NonLocalBlock(channels, **kw))))
-    return nn.Sequential(OrderedDict(items))
+#: Stages holding non-local blocks, by index: the middle ones (ResNet: layer2 and layer3).
+NONLOCAL_STAGES = (1, 2)
 
 
 def insert_nonlocal(
-    resnet: nn.Module,
-    layer2_blocks: Sequence[int] = (1, 3),
-    layer3_blocks: Sequence[int] = (1, 3, 5),
+    backbone: nn.Module,
+    layer2_blocks: Sequence[int] | None = (1, 3),
+    layer3_blocks: Sequence[int] | None = (1, 3, 5),
     **kw: Any,
 ) -> nn.Module:
-    """Insert non-local blocks after the given (0-based) blocks of layer2 and layer3, in place.
+    """Insert non-local blocks after the given (0-based) blocks of the middle stages, in place.
 
-    ``resnet`` is one of our ResNet-style backbones (``stem``, ``layer1..4``,
-    ``stage_channels``). The blocks are added as ``layer2.nonlocal1`` etc., so the original
-    block keys (``layer2.1.conv1.weight``) are unchanged and checkpoints of the plain
-    backbone still name the same tensors; positional indexing of ``layer2`` now counts the
-    inserted blocks too. ``kw`` go to :class:`NonLocalBlock`. Returns ``resnet``.
+    ``backbone`` is any backbone with the stage protocol
+    (:mod:`vidreid.models.backbones.stages`); ``layer2_blocks`` / ``layer3_blocks`` are the
+    blocks of stages 1 and 2 (0-based; ResNet's layer2 / layer3) followed by a block, ``None``
+    = every other block (:func:`~vidreid.models.backbones.stages.default_block_positions`:
+    TKP's (1, 3) and (1, 3, 5) on ResNet-50). The blocks are added as ``layer2.nonlocal1``
+    etc., so the original block keys (``layer2.1.conv1.weight``) are unchanged and checkpoints
+    of the plain backbone still name the same tensors; positional indexing of ``layer2`` now
+    counts the inserted blocks too. Each block's width is the output width of the block it
+    follows. ``kw`` go to :class:`NonLocalBlock`. Returns ``backbone``.
     """
-    channels = getattr(resnet, "stage_channels", None)
-    if channels is None or not all(hasattr(resnet, f"layer{i}") for i in (2, 3)):
-        raise ValueError(
-            f"insert_nonlocal needs a ResNet-style backbone with layer2, layer3 and "
-            f"stage_channels; got {type(resnet).__name__}"
-        )
-    for index, blocks in ((2, layer2_blocks), (3, layer3_blocks)):
-        name = f"layer{index}"
-        layer = _with_nonlocal(getattr(resnet, name), blocks, channels[index - 1], name, **kw)
-        setattr(resnet, name, layer)
-    return resnet
+    names = stage_names(backbone, "insert_nonlocal")
+    for index, blocks in zip(NONLOCAL_STAGES, (layer2_blocks, layer3_blocks), strict=True):
+        name = names[index]
+        layer = getattr(backbone, name)
+        after = default_block_positions(len(layer)) if blocks is None else tuple(blocks)
+        bad = sorted(i for i in after if not 0 <= i < len(layer))
+        if bad:
+            raise ValueError(
+                f"{name} has blocks 0..{len(layer) - 1}; cannot insert a non-local block "
+                f"after block(s) {bad}"
+            )
+        inserted = {
+            i: (f"nonlocal{i}", FrameNonLocal(NonLocalBlock(block_out_channels(layer[i]), **kw)))
+            for i in sorted(set(after))  # network order, as the blocks run
+        }
+        setattr(backbone, name, insert_after_blocks(layer, inserted))
+    return backbone

@@ -37,8 +37,10 @@ starts at zero so each block starts as the identity; both ResNets are ImageNet-i
 
 Where we depart or where the paper is silent and the default is ours:
 
-- the backbone is any registered ResNet-style backbone (``backbone``), so tests and CPU runs
-  can use ``tiny``; the non-local positions are options (``tiny`` has one block per layer);
+- the backbone is any registered backbone with stages (``backbone``), so tests and CPU runs
+  can use ``tiny`` or an ImageNet MobileNetV2; the non-local positions are options, by
+  default every other block of the two middle stages (one block for ``tiny``'s one-block
+  stages);
 - the video network is the same registered backbone with
   :func:`vidreid.models.nonlocal_block.insert_nonlocal` (frames batched as ``[B*T, C, H, W]``,
   the blocks restore the time axis) rather than the authors' inflated 3D ResNet: the
@@ -57,9 +59,6 @@ from vidreid.models import MODELS, build_backbone
 from vidreid.models.base import VideoReIDModel, clip_length
 from vidreid.models.nonlocal_block import NonLocalBlock, insert_nonlocal
 
-# Non-local positions of the TKP video network (0-based blocks of layer2 / layer3).
-LAYER2_NONLOCAL = (1, 3)
-LAYER3_NONLOCAL = (1, 3, 5)
 CLASSIFIER_INIT_STD = 0.001  # authors' weights_init_classifier
 
 
@@ -75,17 +74,23 @@ def init_nonlocal_convs(module: nn.Module) -> None:
                 nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
 
 
+def _blocks(blocks: Sequence[int] | None) -> tuple[int, ...] | None:
+    return None if blocks is None else tuple(blocks)
+
+
 @MODELS.register("tkp")
 class TKP(VideoReIDModel):
     """Image network + non-local video network + one shared classifier (see module docstring).
 
     Args:
         num_classes: training identities (width of the shared classifier).
-        backbone: registered ResNet-style backbone of both networks (paper: ``resnet50``).
+        backbone: registered backbone of both networks with the stage protocol (paper:
+            ``resnet50``; any of ours, e.g. ``mobilenetv2``, ``tiny``).
         weights: local pretrained file loaded into both backbones (ImageNet), or None.
         last_stride: stride of layer4 (paper: 1).
-        layer2_blocks, layer3_blocks: 0-based blocks followed by a non-local block in the
-            video network (paper: (1, 3) and (1, 3, 5)).
+        layer2_blocks, layer3_blocks: 0-based blocks of the middle stages (stage 1 and 2,
+            ResNet's layer2 / layer3) followed by a non-local block in the video network;
+            None (default) = every other block: the paper's (1, 3) and (1, 3, 5) on ResNet-50.
         nonlocal_sub_sample: (1, 2, 2) max-pool on phi and g (paper: True).
     """
 
@@ -95,8 +100,8 @@ class TKP(VideoReIDModel):
         backbone: str = "resnet50",
         weights: str | None = None,
         last_stride: int = 1,
-        layer2_blocks: Sequence[int] = LAYER2_NONLOCAL,
-        layer3_blocks: Sequence[int] = LAYER3_NONLOCAL,
+        layer2_blocks: Sequence[int] | None = None,
+        layer3_blocks: Sequence[int] | None = None,
         nonlocal_sub_sample: bool = True,
     ) -> None:
         super().__init__()
@@ -104,7 +109,7 @@ class TKP(VideoReIDModel):
         self.image_net = build_backbone(backbone, weights=weights, last_stride=last_stride)
         self.video_net = build_backbone(backbone, weights=weights, last_stride=last_stride)
         insert_nonlocal(
-            self.video_net, tuple(layer2_blocks), tuple(layer3_blocks),
+            self.video_net, _blocks(layer2_blocks), _blocks(layer3_blocks),
             sub_sample=nonlocal_sub_sample,
         )
         init_nonlocal_convs(self.video_net)

@@ -80,8 +80,8 @@ class VRSTCReID(NonLocalBaseline):
         weights: str | None = None,
         last_stride: int = 1,
         bnneck: bool = False,
-        layer2_blocks: Sequence[int] = (1, 3),
-        layer3_blocks: Sequence[int] = (1, 3, 5),
+        layer2_blocks: Sequence[int] | None = None,  # every other block: (1, 3) on ResNet-50
+        layer3_blocks: Sequence[int] | None = None,  # (1, 3, 5) on ResNet-50
         nonlocal_sub_sample: bool = True,
         **kwargs: Any,
     ) -> None:

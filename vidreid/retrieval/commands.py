@@ -16,7 +16,22 @@ from typing import Any
 import numpy as np
 
 from vidreid.retrieval.features_file import FeatureTable, atomic_write_bytes, read_features
-from vidreid.retrieval.index import KINDS, METRICS, GalleryIndex, SearchHit, records_from_table
+from vidreid.retrieval.index import (
+    DEFAULT_LOCK_TIMEOUT_S,
+    HNSW_DEFAULT_EF_CONSTRUCTION,
+    HNSW_DEFAULT_EF_SEARCH,
+    HNSW_DEFAULT_M,
+    INDEX_BACKENDS,
+    IVF_DEFAULT_NPROBE,
+    IVF_MAX_NLIST,
+    IVFPQ_DEFAULT_NPROBE,
+    IVFPQ_MAX_NLIST,
+    METRICS,
+    GalleryIndex,
+    SearchHit,
+    index_write_lock,
+    records_from_table,
+)
 from vidreid.retrieval.report import write_report
 
 QUERY_SOURCE_HELP = "an image, a folder of frames (one tracklet) or a video file"
@@ -74,6 +89,9 @@ def _build_params(args: argparse.Namespace) -> dict[str, Any]:
         "M": "hnsw_m",
         "ef_construction": "ef_c",
         "ef_search": "ef_search",
+        "pq_m": "pq_m",
+        "pq_nbits": "pq_nbits",
+        "refine": "refine",
     }
     return {k: getattr(args, v) for k, v in names.items() if getattr(args, v) is not None}
 
@@ -92,17 +110,18 @@ def _check_identity(index: GalleryIndex, table: FeatureTable, feats: str, force:
 def _cmd_build(args: argparse.Namespace) -> int:
     table = read_features(args.feats)
     index = GalleryIndex.from_table(table, args.kind, args.metric, **_build_params(args))
-    index.save(args.out)
+    with index_write_lock(args.out, args.lock_timeout):  # not under a concurrent add/remove
+        index.save(args.out)
     print(f"indexed {len(index)} tracklets ({args.kind}, {args.metric}) -> {args.out}")
     return 0
 
 
 def _cmd_add(args: argparse.Namespace) -> int:
-    index = GalleryIndex.load(args.index)
     table = read_features(args.feats)
-    _check_identity(index, table, args.feats, args.force)
-    index.add(table.features, records_from_table(table))
-    index.save(args.index)
+    # Load under the writer lock: a concurrent add/remove finishes first and we build on it.
+    with GalleryIndex.edit(args.index, lock_timeout=args.lock_timeout) as index:
+        _check_identity(index, table, args.feats, args.force)
+        index.add(table.features, records_from_table(table))
     print(f"added {len(table)} tracklets; the index now holds {len(index)} -> {args.index}")
     return 0
 
@@ -114,11 +133,10 @@ def _cmd_remove(args: argparse.Namespace) -> int:
         ids += [line.strip() for line in text.splitlines() if line.strip()]
     if not ids:
         raise ValueError("give tracklet ids to remove (arguments or --ids-file)")
-    index = GalleryIndex.load(args.index)
-    removed = index.remove(ids, missing_ok=args.missing_ok)
-    if args.compact:
-        index.compact()
-    index.save(args.index)
+    with GalleryIndex.edit(args.index, lock_timeout=args.lock_timeout) as index:
+        removed = index.remove(ids, missing_ok=args.missing_ok)
+        if args.compact:
+            index.compact()
     print(f"removed {removed} tracklets; the index now holds {len(index)} -> {args.index}")
     return 0
 
@@ -194,6 +212,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_lock_timeout(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--lock-timeout", type=float, default=DEFAULT_LOCK_TIMEOUT_S, metavar="SECONDS",
+        help="wait this long for another writer of the same index (INDEX.lock) before giving "
+        f"up (default {DEFAULT_LOCK_TIMEOUT_S:g})",
+    )
+
+
 def register(subparsers: Any) -> None:
     """Add ``index`` and its sub-commands to the ``vidreid`` parser."""
     p_index = subparsers.add_parser("index", help="build, edit and search a gallery index")
@@ -202,19 +228,32 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("build", help="index a features folder (from vidreid extract)")
     p.add_argument("feats", help="features folder written by vidreid extract")
     p.add_argument("--out", required=True, help="index file to write")
-    p.add_argument("--kind", choices=KINDS, default="flat", help="flat = exact (default)")
+    p.add_argument("--kind", choices=INDEX_BACKENDS.names(), default="flat",
+                   help="flat = exact (default); ivf, hnsw approximate; ivfpq compressed")
     p.add_argument("--metric", choices=METRICS, default="euclidean")
-    p.add_argument("--nlist", type=int, help="ivf: cells (default ~4*sqrt(N))")
-    p.add_argument("--nprobe", type=int, help="ivf: cells scanned per query (default 16)")
-    p.add_argument("--hnsw-m", type=int, help="hnsw: links per node (default 32)")
-    p.add_argument("--ef-c", type=int, help="hnsw: efConstruction (default 40)")
-    p.add_argument("--ef-search", type=int, help="hnsw: efSearch (default 64)")
+    p.add_argument("--nlist", type=int,
+                   help=f"ivf/ivfpq: cells (default ~4*sqrt(N), at most {IVF_MAX_NLIST} / "
+                   f"{IVFPQ_MAX_NLIST})")
+    p.add_argument("--nprobe", type=int,
+                   help=f"ivf/ivfpq: cells scanned per query (default {IVF_DEFAULT_NPROBE} / "
+                   f"{IVFPQ_DEFAULT_NPROBE})")
+    p.add_argument("--pq-m", type=int, help="ivfpq: sub-quantisers, divides the dim (default D/8)")
+    p.add_argument("--pq-nbits", type=int, help="ivfpq: bits per sub-quantiser code (default 8)")
+    p.add_argument("--refine", type=int, help="ivfpq: keep the float vectors and re-rank "
+                   "REFINE*k PQ hits exactly (default 0: off, least memory)")
+    p.add_argument("--hnsw-m", type=int, help=f"hnsw: links per node (default {HNSW_DEFAULT_M})")
+    p.add_argument("--ef-c", type=int,
+                   help=f"hnsw: efConstruction (default {HNSW_DEFAULT_EF_CONSTRUCTION})")
+    p.add_argument("--ef-search", type=int,
+                   help=f"hnsw: efSearch (default {HNSW_DEFAULT_EF_SEARCH})")
+    _add_lock_timeout(p)
     p.set_defaults(func=_cmd_build)
 
     p = sub.add_parser("add", help="add the tracklets of a features folder")
     p.add_argument("index")
     p.add_argument("feats")
     p.add_argument("--force", action="store_true", help="allow features of another model")
+    _add_lock_timeout(p)
     p.set_defaults(func=_cmd_add)
 
     p = sub.add_parser("remove", help="remove tracklets by id")
@@ -223,6 +262,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--ids-file", help="file with one tracklet id per line")
     p.add_argument("--missing-ok", action="store_true", help="ignore ids not in the index")
     p.add_argument("--compact", action="store_true", help="hnsw: rebuild the graph now")
+    _add_lock_timeout(p)
     p.set_defaults(func=_cmd_remove)
 
     p = sub.add_parser("search", help="top-k gallery tracklets for queries")

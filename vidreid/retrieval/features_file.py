@@ -35,7 +35,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +43,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from vidreid import atomic
+from vidreid.retrieval.archive import check_format, first_line, read_npz
 
 FORMAT_NAME = "vidreid-features"
 FORMAT_VERSION = 1
@@ -310,16 +310,14 @@ def _read_manifest(folder: Path) -> dict[str, Any]:
         raise FeaturesFileError(
             f"{path} is not valid JSON ({exc}); the folder is damaged: re-run vidreid extract"
         ) from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise FeaturesFileError(
-            f"{path} is not a vidreid features manifest (format != {FORMAT_NAME!r})"
-        )
-    version = manifest.get("version")
-    if not isinstance(version, int) or version > FORMAT_VERSION:
-        raise FeaturesFileError(
-            f"{path} has format version {version!r}; this vidreid reads up to version "
-            f"{FORMAT_VERSION}: upgrade vidreid"
-        )
+    check_format(
+        path,
+        manifest,
+        name=FORMAT_NAME,
+        max_version=FORMAT_VERSION,
+        what="features manifest",
+        error=FeaturesFileError,
+    )
     required = ("dim", "normalized", "meta", "identity", "shard_size", "shards")
     missing = [k for k in required if k not in manifest]
     if missing:
@@ -337,20 +335,15 @@ def _load_shard(path: Path, entry: dict[str, Any], dim: int, verify: bool) -> di
             f"shard {path} does not match its sha256 in {MANIFEST_NAME} (corrupt or replaced); "
             "delete it and re-run vidreid extract to rewrite it"
         )
+    fix = "it is truncated or corrupt: delete it and re-run vidreid extract to rewrite it"
+    data = read_npz(path, error=FeaturesFileError, label=f"shard {path}", fix=fix)
+    missing = [k for k in _SHARD_KEYS if k not in data]
+    if missing:
+        raise FeaturesFileError(f"shard {path} lacks arrays {missing}: not a vidreid shard")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            missing = [k for k in _SHARD_KEYS if k not in npz.files]
-            if missing:
-                raise FeaturesFileError(f"shard {path} lacks arrays {missing}: not a vidreid shard")
-            data = {k: npz[k] for k in _SHARD_KEYS}
         frames = json.loads(str(data["frame_paths"]))
-    except FeaturesFileError:
-        raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise FeaturesFileError(
-            f"shard {path} cannot be read ({type(exc).__name__}: {exc}); it is truncated or "
-            "corrupt: delete it and re-run vidreid extract to rewrite it"
-        ) from None
+    except ValueError as exc:
+        raise FeaturesFileError(f"shard {path} cannot be read ({first_line(exc)}); {fix}") from None
     feats = data["features"]
     n = int(entry.get("count", -1))
     if feats.dtype != np.float32 or feats.ndim != 2 or feats.shape[1] != dim:

@@ -17,6 +17,7 @@ from torchvision import models as tvm
 from torchvision.models.resnet import Bottleneck
 
 from vidreid.models import BACKBONES
+from vidreid.models.backbones.stages import STAGE_NAMES
 
 
 def set_last_stride(layer4: nn.Sequential, stride: int) -> None:
@@ -62,6 +63,7 @@ class ResNetBackbone(nn.Module):
             net.layer4,
         )
         set_last_stride(self.layer4, last_stride)
+        self.stage_names: tuple[str, ...] = STAGE_NAMES  # the stage protocol (stages.py)
         self.stage_channels: tuple[int, ...] = tuple(
             _block_out_channels(layer[-1])
             for layer in (self.layer1, self.layer2, self.layer3, self.layer4)

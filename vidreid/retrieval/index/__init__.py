@@ -1,75 +1,111 @@
 """A persistent, incrementally editable gallery index on FAISS.
 
-Kinds (``kind=``):
+Kinds (``kind=``) are backends in :data:`INDEX_BACKENDS` (``base.py``), one module each:
 
-- ``"flat"`` (default): exact search, brute force over all gallery vectors;
-- ``"ivf"``: inverted file (``IndexIVFFlat``), ``nlist`` k-means cells of which ``nprobe`` are
-  scanned per query; approximate, fast on large galleries, needs training (done in
-  :meth:`GalleryIndex.build` on the gallery itself);
-- ``"hnsw"``: graph search (``IndexHNSWFlat``, ``M`` links per node, ``ef_search`` beam
-  width); approximate, fastest queries, slow to build.
+- ``"flat"`` (default, ``flat.py``): exact search, brute force over all gallery vectors;
+- ``"ivf"`` (``ivf.py``): inverted file (``IndexIVFFlat``), ``nlist`` k-means cells of which
+  ``nprobe`` are scanned per query; approximate, fast on large galleries, trained on a sample
+  of the vectors of its first :meth:`GalleryIndex.add`;
+- ``"ivfpq"`` (``ivf.py``): IVF with product-quantised codes (``IndexIVFPQ``), ~32x less
+  memory than float vectors and no float copy kept: for galleries that do not fit in memory;
+  approximate distances. With ``refine=R`` it keeps the float copy after all and re-ranks
+  the R*k best PQ hits by their exact distance: fast scans of small codes, exact top-k;
+- ``"hnsw"`` (``hnsw.py``): graph search (``IndexHNSWFlat``, ``M`` links per node,
+  ``ef_search`` beam width); approximate, fastest queries, slowest to build; removal leaves
+  tombstones until the graph is rebuilt (see ``hnsw.py``).
 
 Metrics: ``"euclidean"`` reports the true Euclidean distance ``||q - g||``: FAISS's L2
 indexes return the *squared* distance, which :meth:`GalleryIndex.search` converts with a
 square root. ``"cosine"`` L2-normalises gallery and queries, searches by inner product and
 reports the cosine distance ``1 - cos(q, g)`` in ``[0, 2]``.
 
-Each tracklet has a stable int64 FAISS id: flat and HNSW are wrapped in ``IndexIDMap2``;
-IVF stores the ids in its inverted lists itself.
-Removal: flat and IVF remove ids from the FAISS index (``remove_ids``). HNSW cannot remove
-nodes in FAISS, so removed ids become *tombstones*: they stay in the graph, are excluded from
-every search with an ``IDSelectorNot`` (results are still exactly the top-k live hits the
-graph finds), and are dropped when the graph is rebuilt from the stored vectors, which
-:meth:`GalleryIndex.compact` does on demand and :meth:`GalleryIndex.remove` does by itself
-once tombstones exceed ``COMPACT_TOMBSTONE_FRACTION`` of the graph.
-
-The index keeps its gallery vectors (normalised for cosine) next to the FAISS index, so it
-can always be rebuilt; this costs one extra copy of the vectors in memory and on disk
-(``N * D * 4`` bytes: 2 GB for 1M x 512). A flat index is saved as its vectors only and
-rebuilt on load (adding to a flat index is a copy).
+Each tracklet has a stable int64 FAISS id, given by :class:`GalleryIndex` and held by the
+backend. Except for ``ivfpq`` without ``refine``, the index keeps its gallery vectors (normalised for cosine)
+next to the FAISS index, so it can always be rebuilt; this costs one extra copy of the vectors
+in memory and on disk (``N * D * 4`` bytes: 2 GB for 1M x 512). A flat index is saved as its
+vectors only and rebuilt on load (adding to a flat index is a copy).
 
 File format (one file, written atomically: temp file in the same folder, then
 ``os.replace``; a failed save leaves the previous file untouched): an uncompressed ``.npz``
 (zip; read with ``allow_pickle=False``) with ``header`` (JSON text: ``format`` =
 ``"vidreid-gallery-index"``, ``version``, kind, metric, dim, params, meta, counts),
-``vectors`` float32 ``[N, D]``, ``faiss_ids`` int64 ``[N]``, ``tombstones`` int64,
-``tracklet_ids``, ``pids``, ``camids``, ``frames`` (JSON text) and ``faiss`` (the bytes of
-``faiss.serialize_index``; empty for flat). The zip CRC catches corrupted members.
+``vectors`` float32 ``[N, D]`` (``[0, D]`` for ``ivfpq``), ``faiss_ids`` int64 ``[N]``,
+``tombstones`` int64, ``tracklet_ids``, ``pids``, ``camids``, ``frames`` (JSON text) and
+``faiss`` (the bytes of ``faiss.serialize_index``; empty for flat). The zip CRC catches
+corrupted members. Concurrent writers serialise on ``INDEX.lock`` (:meth:`GalleryIndex.edit`,
+``lock.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
 import os
-import zipfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
-import faiss
 import numpy as np
 
-from vidreid.retrieval.features_file import FeatureTable, atomic_write_bytes
+from vidreid import atomic
+from vidreid.retrieval.archive import check_format, first_line, read_npz
+from vidreid.retrieval.features_file import FeatureTable
+from vidreid.retrieval.index import flat, hnsw, ivf  # noqa: F401 - register the backends
+from vidreid.retrieval.index.base import INDEX_BACKENDS, IndexBackend, IndexFileError
+from vidreid.retrieval.index.hnsw import (
+    COMPACT_TOMBSTONE_FRACTION,
+    HNSW_DEFAULT_EF_CONSTRUCTION,
+    HNSW_DEFAULT_EF_SEARCH,
+    HNSW_DEFAULT_M,
+)
+from vidreid.retrieval.index.ivf import (
+    IVF_DEFAULT_NPROBE,
+    IVF_MAX_NLIST,
+    IVF_MIN_POINTS_PER_LIST,
+    IVF_NLIST_PER_SQRT_N,
+    IVF_TRAIN_POINTS_PER_LIST,
+    IVFPQ_DEFAULT_NPROBE,
+    IVFPQ_MAX_NLIST,
+)
+from vidreid.retrieval.index.lock import (
+    DEFAULT_LOCK_TIMEOUT_S,
+    IndexLockTimeout,
+    index_write_lock,
+)
+
+__all__ = [
+    "COMPACT_TOMBSTONE_FRACTION",
+    "DEFAULT_LOCK_TIMEOUT_S",
+    "HNSW_DEFAULT_EF_CONSTRUCTION",
+    "HNSW_DEFAULT_EF_SEARCH",
+    "HNSW_DEFAULT_M",
+    "INDEX_BACKENDS",
+    "INDEX_FORMAT",
+    "INDEX_VERSION",
+    "IVF_DEFAULT_NPROBE",
+    "IVF_MAX_NLIST",
+    "IVF_MIN_POINTS_PER_LIST",
+    "IVF_NLIST_PER_SQRT_N",
+    "IVF_TRAIN_POINTS_PER_LIST",
+    "IVFPQ_DEFAULT_NPROBE",
+    "IVFPQ_MAX_NLIST",
+    "KINDS",
+    "METRICS",
+    "GalleryIndex",
+    "IndexBackend",
+    "IndexFileError",
+    "IndexLockTimeout",
+    "SearchHit",
+    "TrackletRecord",
+    "index_write_lock",
+    "records_from_table",
+]
 
 INDEX_FORMAT = "vidreid-gallery-index"
 INDEX_VERSION = 1
-KINDS = ("flat", "ivf", "hnsw")
+#: Registered index kinds (the CLI's ``--kind`` choices), from :data:`INDEX_BACKENDS`.
+KINDS = tuple(INDEX_BACKENDS.names())
 METRICS = ("euclidean", "cosine")
-
-# IVF: nlist ~ 4 * sqrt(N) cells (the usual FAISS guideline) ...
-IVF_NLIST_PER_SQRT_N = 4
-# ... but at least this many training points per cell (below it FAISS's k-means warns and
-# the cells are poor), so small galleries get fewer cells.
-IVF_MIN_POINTS_PER_LIST = 39
-# k-means trains on at most this many points per cell (a random subset; FAISS's own cap is 256).
-IVF_TRAIN_POINTS_PER_LIST = 64
-IVF_DEFAULT_NPROBE = 16
-HNSW_DEFAULT_M = 32
-HNSW_DEFAULT_EF_CONSTRUCTION = 40
-HNSW_DEFAULT_EF_SEARCH = 64
-# HNSW removal leaves tombstones; past this fraction of the graph, rebuild it.
-COMPACT_TOMBSTONE_FRACTION = 0.5
 _ZIP_MAGIC = b"PK\x03\x04"
 _FILE_KEYS = (
     "header",
@@ -82,15 +118,8 @@ _FILE_KEYS = (
     "frames",
     "faiss",
 )
-_KIND_PARAMS = {
-    "flat": (),
-    "ivf": ("nlist", "nprobe", "train_size", "seed"),
-    "hnsw": ("M", "ef_construction", "ef_search"),
-}
-
-
-class IndexFileError(ValueError):
-    """A gallery index file is corrupt, truncated, foreign or from a newer vidreid."""
+_RERANK_CHUNK = 64  # queries re-ranked at once ([64, candidates, D] floats in memory)
+_REBUILD = "restore it or rebuild it with `vidreid index build`"
 
 
 class TrackletRecord(NamedTuple):
@@ -142,15 +171,13 @@ def _as_record(item: Any, position: int) -> TrackletRecord:
         ) from exc
 
 
-def _faiss_metric(metric: str) -> int:
-    return faiss.METRIC_L2 if metric == "euclidean" else faiss.METRIC_INNER_PRODUCT
-
-
 class GalleryIndex:
     """Gallery tracklet vectors + metadata in a FAISS index that can be saved, edited, searched.
 
     Make one with :meth:`build` (or :meth:`load`); the constructor makes an empty index (an
-    IVF one is trained on the vectors of its first :meth:`add`).
+    IVF / IVF-PQ one is trained on the vectors of its first :meth:`add`). The FAISS work is
+    the backend's (:data:`INDEX_BACKENDS`); this class owns tracklet ids, metadata, metric,
+    the stored vectors and the file.
     """
 
     def __init__(
@@ -161,30 +188,29 @@ class GalleryIndex:
         meta: dict[str, Any] | None = None,
         **params: Any,
     ) -> None:
-        if kind not in KINDS:
-            raise ValueError(f"unknown index kind {kind!r}; choose one of {', '.join(KINDS)}")
+        if kind not in INDEX_BACKENDS:
+            raise ValueError(
+                f"unknown index kind {kind!r}; choose one of {', '.join(INDEX_BACKENDS.names())}"
+            )
         if metric not in METRICS:
             raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
         if int(dim) <= 0:
             raise ValueError(f"index dim must be positive, got {dim}")
-        unknown = sorted(set(params) - set(_KIND_PARAMS[kind]))
-        if unknown:
-            known = ", ".join(_KIND_PARAMS[kind]) or "(none)"
-            raise ValueError(f"unknown {kind} index parameters {unknown}; known: {known}")
         self.dim = int(dim)
         self.kind = kind
         self.metric = metric
         self.meta: dict[str, Any] = dict(meta or {})
-        self.params: dict[str, Any] = dict(params)
+        self._backend: IndexBackend = INDEX_BACKENDS.build(kind, self.dim, metric, dict(params))
         self._vectors = np.zeros((0, self.dim), np.float32)  # [N, D], normalised for cosine
         self._faiss_ids = np.zeros(0, np.int64)  # [N] FAISS id of each row
         self._records: list[TrackletRecord] = []
         self._row_of: dict[str, int] = {}  # tracklet id -> row
-        self._tombstones = np.zeros(0, np.int64)  # HNSW ids removed but still in the graph
         self._next_id = 0
-        self._faiss: Any = None
-        if kind != "ivf":
-            self._faiss = self._new_faiss(None)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The backend's parameters (resolved ones included once trained)."""
+        return self._backend.params
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -200,15 +226,17 @@ class GalleryIndex:
     ) -> GalleryIndex:
         """Index ``features`` ``[N, D]`` with one metadata record per row.
 
-        ``params``: ivf ``nlist`` (default ~4*sqrt(N)), ``nprobe`` (16), ``train_size``
-        (64*nlist), ``seed`` (0); hnsw ``M`` (32), ``ef_construction`` (40), ``ef_search`` (64).
+        ``params``: ivf/ivfpq ``nlist`` (default ~4*sqrt(N), capped), ``nprobe`` (32),
+        ``train_size`` (64*nlist), ``seed`` (0), ivfpq also ``pq_m`` (D/8), ``pq_nbits`` (8),
+        ``refine`` (0; R > 0 keeps the float vectors and re-ranks R*k PQ hits exactly);
+        hnsw ``M`` (32), ``ef_construction`` (40), ``ef_search`` (128). See the backends.
         """
         feats = np.asarray(features)
         if feats.ndim != 2:
             raise ValueError(f"features must be a 2-D [N, D] array, got shape {feats.shape}")
-        if kind == "ivf" and len(feats) == 0:
-            raise ValueError("an ivf index is trained on the gallery: give at least one vector")
         index = cls(feats.shape[1], kind, metric, meta, **params)
+        if not len(feats) and not index._backend.is_trained:
+            raise ValueError(f"an {kind} index is trained on the gallery: give at least one vector")
         index.add(feats, metadata)
         return index
 
@@ -221,49 +249,6 @@ class GalleryIndex:
         return cls.build(
             table.features, records_from_table(table), kind, metric, meta=meta, **params
         )
-
-    def _resolve_ivf_params(self, n_train: int) -> None:
-        p = self.params
-        if "nlist" not in p:
-            by_rule = round(IVF_NLIST_PER_SQRT_N * math.sqrt(n_train))
-            p["nlist"] = max(1, min(by_rule, n_train // IVF_MIN_POINTS_PER_LIST))
-        p["nlist"] = int(p["nlist"])
-        if not 1 <= p["nlist"] <= n_train:
-            raise ValueError(f"ivf nlist={p['nlist']} must be in [1, {n_train}] (gallery size)")
-        p["nprobe"] = int(p.get("nprobe", min(IVF_DEFAULT_NPROBE, p["nlist"])))
-        p["train_size"] = int(p.get("train_size", IVF_TRAIN_POINTS_PER_LIST * p["nlist"]))
-        p["seed"] = int(p.get("seed", 0))
-
-    def _new_faiss(self, train: np.ndarray | None) -> Any:
-        """A fresh empty FAISS index of this kind taking our ids (IVF trained on ``train``)."""
-        metric = _faiss_metric(self.metric)
-        if self.kind == "flat":
-            base = faiss.IndexFlat(self.dim, metric)
-        elif self.kind == "hnsw":
-            self.params.setdefault("M", HNSW_DEFAULT_M)
-            self.params.setdefault("ef_construction", HNSW_DEFAULT_EF_CONSTRUCTION)
-            self.params.setdefault("ef_search", HNSW_DEFAULT_EF_SEARCH)
-            base = faiss.IndexHNSWFlat(self.dim, int(self.params["M"]), metric)
-            base.hnsw.efConstruction = int(self.params["ef_construction"])
-            base.hnsw.efSearch = int(self.params["ef_search"])
-        else:
-            assert train is not None
-            self._resolve_ivf_params(len(train))
-            quantizer = faiss.IndexFlat(self.dim, metric)
-            base = faiss.IndexIVFFlat(quantizer, self.dim, self.params["nlist"], metric)
-            base.nprobe = self.params["nprobe"]
-            if len(train) > self.params["train_size"]:
-                rng = np.random.default_rng(self.params["seed"])
-                pick = np.sort(rng.choice(len(train), self.params["train_size"], replace=False))
-                train = train[pick]
-            base.cp.seed = self.params["seed"]
-            base.train(train)
-            # IVF stores our ids in its inverted lists itself. (Wrapping it in IndexIDMap2
-            # would be wrong: IndexIDMap.remove_ids assumes the inner index renumbers the
-            # remaining vectors, as IndexFlat does, but IVF keeps them.)
-            return base
-        # FAISS's Python wrappers keep ``base`` (and the quantizer) alive with the wrapper.
-        return faiss.IndexIDMap2(base)
 
     # ------------------------------------------------------------------ editing
     def _prepare(self, x: np.ndarray, what: str) -> np.ndarray:
@@ -308,13 +293,14 @@ class GalleryIndex:
             )
         if not len(x):
             return
-        if self._faiss is None:  # an IVF index is trained on its first vectors
-            self._faiss = self._new_faiss(x)
+        if not self._backend.is_trained:  # IVF kinds train on their first vectors
+            self._backend.train(x)
         fids = np.arange(self._next_id, self._next_id + len(x), dtype=np.int64)
-        self._faiss.add_with_ids(x, fids)
+        self._backend.add(x, fids)
         self._next_id += len(x)
         start = len(self._records)
-        self._vectors = np.concatenate([self._vectors, x]) if start else x.copy()
+        if self._backend.keeps_vectors:
+            self._vectors = np.concatenate([self._vectors, x]) if start else x.copy()
         self._faiss_ids = np.concatenate([self._faiss_ids, fids])
         self._records.extend(records)
         self._row_of.update((t, start + i) for i, t in enumerate(ids))
@@ -322,7 +308,7 @@ class GalleryIndex:
     def remove(self, tracklet_ids: Iterable[str], missing_ok: bool = False) -> int:
         """Remove tracklets by id; returns how many were removed.
 
-        Unknown ids are an error unless ``missing_ok``. HNSW: see the module doc (tombstones).
+        Unknown ids are an error unless ``missing_ok``. HNSW: see ``hnsw.py`` (tombstones).
         """
         wanted = list(dict.fromkeys(str(t) for t in tracklet_ids))
         unknown = [t for t in wanted if t not in self._row_of]
@@ -334,35 +320,45 @@ class GalleryIndex:
         rows = np.array([self._row_of[t] for t in wanted if t in self._row_of], dtype=np.int64)
         if not len(rows):
             return 0
-        fids = self._faiss_ids[rows]
-        if self.kind == "hnsw":
-            self._tombstones = np.union1d(self._tombstones, fids)
-        else:
-            removed = self._faiss.remove_ids(faiss.IDSelectorBatch(fids))
-            if removed != len(fids):  # pragma: no cover - would be a FAISS/bookkeeping bug
-                raise RuntimeError(f"FAISS removed {removed} of {len(fids)} ids")
+        self._backend.remove(self._faiss_ids[rows])
         keep = np.ones(len(self._records), dtype=bool)
         keep[rows] = False
-        self._vectors = self._vectors[keep]
+        if self._backend.keeps_vectors:
+            self._vectors = self._vectors[keep]
         self._faiss_ids = self._faiss_ids[keep]
         self._records = [r for r, k in zip(self._records, keep, strict=True) if k]
         self._row_of = {r.tracklet_id: i for i, r in enumerate(self._records)}
-        if len(self._tombstones) > COMPACT_TOMBSTONE_FRACTION * self._faiss.ntotal:
+        if self._backend.needs_compaction():
             self.compact()
         return len(rows)
 
     def compact(self) -> None:
         """Rebuild the FAISS index from the stored vectors (drops HNSW tombstones).
 
-        IVF keeps its trained cells; flat/IVF never hold tombstones, so this is a no-op there.
+        IVF keeps its trained cells; flat/IVF/IVF-PQ never hold tombstones: a no-op there.
         """
-        if self.kind != "hnsw" or not len(self._tombstones):
-            return
-        index = self._new_faiss(None)
-        if len(self._vectors):
-            index.add_with_ids(self._vectors, self._faiss_ids)
-        self._faiss = index
-        self._tombstones = np.zeros(0, np.int64)
+        self._backend.compact(self._vectors, self._faiss_ids)
+
+    @classmethod
+    @contextlib.contextmanager
+    def edit(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT_S,
+    ) -> Iterator[GalleryIndex]:
+        """Load the index at ``path`` under its writer lock, yield it, save it on success.
+
+        The lock (``INDEX.lock``, see ``lock.py``) is taken *before* reading, so concurrent
+        editors run one after the other, each on the file the previous one saved; nothing is
+        saved if the block raises.
+        """
+        if not Path(path).is_file():  # no lock file beside an index that does not exist
+            raise FileNotFoundError(f"gallery index {path} does not exist; build it first")
+        with index_write_lock(path, lock_timeout):
+            index = cls.load(path)
+            yield index
+            index.save(path)
 
     # ------------------------------------------------------------------ queries
     def __len__(self) -> int:
@@ -383,20 +379,12 @@ class GalleryIndex:
 
     def vectors(self) -> np.ndarray:
         """A copy of the stored gallery vectors ``[N, D]`` (L2-normalised for cosine)."""
+        if not self._backend.keeps_vectors:
+            raise ValueError(
+                f"a {self.kind} index keeps no float copy of its gallery (that is how it saves "
+                "memory); read the vectors from the features folder it was built from"
+            )
         return self._vectors.copy()
-
-    def _search_params(self, nprobe: int | None, ef_search: int | None) -> tuple[Any, tuple]:
-        """FAISS search parameters, plus the objects they point to (keep them alive)."""
-        if self.kind == "ivf":
-            return faiss.SearchParametersIVF(nprobe=int(nprobe or self.params["nprobe"])), ()
-        if self.kind == "hnsw":
-            ef = int(ef_search or self.params["ef_search"])
-            if not len(self._tombstones):
-                return faiss.SearchParametersHNSW(efSearch=ef), ()
-            batch = faiss.IDSelectorBatch(self._tombstones)
-            exclude = faiss.IDSelectorNot(batch)
-            return faiss.SearchParametersHNSW(efSearch=ef, sel=exclude), (batch, exclude)
-        return None, ()
 
     def search(
         self,
@@ -408,17 +396,20 @@ class GalleryIndex:
     ) -> list[list[SearchHit]]:
         """Top-``k`` gallery tracklets for each query row of ``queries`` ``[Q, D]``.
 
-        Returns Q lists of at most ``k`` hits, nearest first. ``nprobe`` (ivf) and
-        ``ef_search`` (hnsw) override the stored search parameters for this call.
+        Returns Q lists of at most ``k`` hits, nearest first. ``nprobe`` (ivf, ivfpq) and
+        ``ef_search`` (hnsw) override the stored search parameters for this call; kinds
+        without them ignore them.
         """
         if int(k) <= 0:
             raise ValueError(f"k must be positive, got {k}")
         q = self._prepare(queries, "queries")
         if not len(self):
             return [[] for _ in range(len(q))]
-        params, _keepalive = self._search_params(nprobe, ef_search)
-        dist, fids = self._faiss.search(q, min(int(k), len(self)), params=params)
-        del _keepalive
+        k = min(int(k), len(self))
+        fetch = min(self._backend.candidates(k), len(self))
+        dist, fids = self._backend.search(q, fetch, nprobe=nprobe, ef_search=ef_search)
+        if fetch > k:
+            dist, fids = self._rerank(q, fids, k)
         if self.metric == "euclidean":
             dist = np.sqrt(np.maximum(dist, 0.0))  # FAISS L2 returns squared distances
         else:
@@ -434,6 +425,29 @@ class GalleryIndex:
                 hits.append(SearchHit(r.tracklet_id, r.pid, r.camid, float(d), r.frames))
             out.append(hits)
         return out
+
+    def _rerank(self, q: np.ndarray, fids: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-``k`` of the candidate ids ``fids`` ``[Q, C]`` from the stored float
+        vectors, as FAISS scores (squared L2, or inner product for cosine; ids -1 padded)."""
+        dist = np.empty((len(q), k), np.float32)
+        out = np.empty((len(q), k), np.int64)
+        for s in range(0, len(q), _RERANK_CHUNK):
+            f = fids[s : s + _RERANK_CHUNK]
+            valid = f >= 0
+            rows = np.searchsorted(self._faiss_ids, np.where(valid, f, 0))
+            cand = self._vectors[rows]  # [c, C, D]
+            if self.metric == "euclidean":
+                score = ((cand - q[s : s + _RERANK_CHUNK, None, :]) ** 2).sum(-1)
+            else:  # larger inner product = nearer: sort its negation
+                score = -np.einsum("ncd,nd->nc", cand, q[s : s + _RERANK_CHUNK])
+            score = np.where(valid, score, np.inf)
+            order = np.argsort(score, axis=1, kind="stable")[:, :k]
+            best = np.take_along_axis(score, order, 1)
+            dist[s : s + _RERANK_CHUNK] = best if self.metric == "euclidean" else -best
+            out[s : s + _RERANK_CHUNK] = np.where(
+                np.isfinite(best), np.take_along_axis(f, order, 1), -1
+            )
+        return dist, out
 
     def _row_of_fid(self, fids: np.ndarray) -> dict[int, int]:
         """Rows of the FAISS ids in ``fids`` (``_faiss_ids`` is sorted ascending)."""
@@ -454,8 +468,8 @@ class GalleryIndex:
             "tracklets": len(self),
             "identities": len(pids),
             "cameras": len(cams),
-            "faiss_ntotal": int(self._faiss.ntotal) if self._faiss is not None else 0,
-            "tombstones": len(self._tombstones),
+            "faiss_ntotal": self._backend.ntotal,
+            "tombstones": len(self._backend.tombstones),
             "params": dict(self.params),
             "meta": dict(self.meta),
         }
@@ -476,24 +490,20 @@ class GalleryIndex:
             "meta": self.meta,
             "count": len(self),
             "next_id": self._next_id,
-            "faiss_ntotal": int(self._faiss.ntotal) if self._faiss is not None else 0,
+            "faiss_ntotal": self._backend.ntotal,
         }
-        if self.kind == "flat" or self._faiss is None:
-            blob = np.zeros(0, np.uint8)  # rebuilt from the vectors on load
-        else:
-            blob = faiss.serialize_index(self._faiss)
         arrays = {
             "header": np.asarray(json.dumps(header)),
             "vectors": self._vectors,
             "faiss_ids": self._faiss_ids,
-            "tombstones": self._tombstones,
+            "tombstones": self._backend.tombstones,
             "tracklet_ids": np.asarray(self.tracklet_ids, dtype=np.str_),
             "pids": np.asarray([r.pid for r in self._records], dtype=np.int64),
             "camids": np.asarray([r.camid for r in self._records], dtype=np.int64),
             "frames": np.asarray(json.dumps([list(r.frames) for r in self._records])),
-            "faiss": blob,
+            "faiss": self._backend.serialize(),
         }
-        atomic_write_bytes(path, lambda fh: np.savez(fh, **arrays))
+        atomic.write_bytes(path, lambda fh: np.savez(fh, **arrays), fsync=True)
         return path
 
     @classmethod
@@ -509,43 +519,38 @@ class GalleryIndex:
                 f"{path} is not a vidreid gallery index (not an index archive); "
                 "build one with `vidreid index build`"
             )
-        try:
-            with np.load(path, allow_pickle=False) as npz:
-                missing = [k for k in _FILE_KEYS if k not in npz.files]
-                if "header" in missing:
-                    raise IndexFileError(
-                        f"{path} is not a vidreid gallery index (an archive without a header); "
-                        "build one with `vidreid index build`"
-                    )
-                header = json.loads(str(npz["header"]))
-                if not isinstance(header, dict) or header.get("format") != INDEX_FORMAT:
-                    raise IndexFileError(
-                        f"{path} is not a vidreid gallery index (format "
-                        f"{header.get('format') if isinstance(header, dict) else None!r})"
-                    )
-                version = header.get("version")
-                if not isinstance(version, int) or version > INDEX_VERSION:
-                    raise IndexFileError(
-                        f"{path} has index format version {version!r}; this vidreid reads up "
-                        f"to {INDEX_VERSION}: upgrade vidreid or rebuild the index"
-                    )
-                if missing:
-                    raise IndexFileError(f"{path} lacks {missing}: the file is damaged")
-                data = {k: npz[k] for k in _FILE_KEYS if k != "header"}
-            frames = json.loads(str(data["frames"]))
-        except IndexFileError:
-            raise
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        fix = f"it is corrupt or truncated: {_REBUILD}"
+        data = read_npz(path, error=IndexFileError, label=str(path), fix=fix)
+        if "header" not in data:
             raise IndexFileError(
-                f"{path} is corrupt or truncated ({type(exc).__name__}: {exc}); "
-                "restore it or rebuild it with `vidreid index build`"
-            ) from None
+                f"{path} is not a vidreid gallery index (an archive without a header); "
+                "build one with `vidreid index build`"
+            )
+        try:
+            header = json.loads(str(data["header"]))
+            frames = json.loads(str(data["frames"])) if "frames" in data else None
+        except ValueError as exc:
+            raise IndexFileError(f"{path} cannot be read ({first_line(exc)}); {fix}") from None
+        check_format(
+            path,
+            header,
+            name=INDEX_FORMAT,
+            max_version=INDEX_VERSION,
+            what="gallery index",
+            error=IndexFileError,
+            fix="upgrade vidreid or rebuild the index",
+        )
+        missing = [k for k in _FILE_KEYS if k not in data]
+        if missing:
+            raise IndexFileError(f"{path} lacks {missing}: the file is damaged; {_REBUILD}")
         return cls._from_arrays(path, header, data, frames)
 
     @classmethod
     def _from_arrays(
-        cls, path: Path, header: dict[str, Any], data: dict[str, np.ndarray], frames: list
+        cls, path: Path, header: dict[str, Any], data: dict[str, np.ndarray], frames: Any
     ) -> GalleryIndex:
+        """Assemble a loaded file; any malformed field is an :class:`IndexFileError` naming
+        ``path`` (never a bare KeyError or a numpy error)."""
         try:
             index = cls(
                 int(header["dim"]),
@@ -555,50 +560,46 @@ class GalleryIndex:
                 **header.get("params", {}),
             )
             n = int(header["count"])
+            next_id = int(header["next_id"])
             vectors = np.ascontiguousarray(data["vectors"], dtype=np.float32)
+            faiss_ids = data["faiss_ids"].astype(np.int64)
+            tombstones = data["tombstones"].astype(np.int64)
+            n_vectors = n if index._backend.keeps_vectors else 0
             consistent = (
-                vectors.shape == (n, index.dim)
-                and all(len(data[k]) == n for k in ("faiss_ids", "tracklet_ids", "pids", "camids"))
+                vectors.shape == (n_vectors, index.dim)
+                and faiss_ids.shape == (n,)
+                and tombstones.ndim == 1
+                and all(len(data[k]) == n for k in ("tracklet_ids", "pids", "camids"))
+                and isinstance(frames, list)
                 and len(frames) == n
             )
+            if not consistent:
+                raise IndexFileError(
+                    f"{path}: stored arrays disagree with the header count {n}; the file is "
+                    f"damaged: {_REBUILD}"
+                )
+            records = [
+                TrackletRecord(str(t), int(p), int(c), tuple(str(x) for x in f))
+                for t, p, c, f in zip(
+                    data["tracklet_ids"], data["pids"], data["camids"], frames, strict=True
+                )
+            ]
+        except IndexFileError:
+            raise
         except (KeyError, TypeError, ValueError) as exc:
             raise IndexFileError(
-                f"{path} has an invalid header ({exc}); rebuild the index"
+                f"{path} has an invalid header or arrays ({first_line(exc)}); the file is "
+                f"damaged: {_REBUILD}"
             ) from None
-        if not consistent:
-            raise IndexFileError(
-                f"{path}: stored arrays disagree with the header count {n}; the file is damaged"
-            )
         index._vectors = vectors
-        index._faiss_ids = data["faiss_ids"].astype(np.int64)
-        index._tombstones = data["tombstones"].astype(np.int64)
-        index._next_id = int(header["next_id"])
-        index._records = [
-            TrackletRecord(str(t), int(p), int(c), tuple(f))
-            for t, p, c, f in zip(
-                data["tracklet_ids"], data["pids"], data["camids"], frames, strict=True
-            )
-        ]
-        index._row_of = {r.tracklet_id: i for i, r in enumerate(index._records)}
+        index._faiss_ids = faiss_ids
+        index._next_id = next_id
+        index._records = records
+        index._row_of = {r.tracklet_id: i for i, r in enumerate(records)}
         if len(index._row_of) != n:
-            raise IndexFileError(f"{path}: tracklet ids repeat; the file is damaged")
-        if index.kind == "flat":
-            index._faiss = index._new_faiss(None)
-            if n:
-                index._faiss.add_with_ids(vectors, index._faiss_ids)
-        elif index.kind == "ivf" and n == 0 and not len(data["faiss"]):
-            index._faiss = None  # saved before its first add: still untrained
-        else:
-            try:
-                index._faiss = faiss.deserialize_index(data["faiss"])
-            except RuntimeError as exc:
-                raise IndexFileError(
-                    f"{path}: the FAISS index inside cannot be read ({exc}); rebuild the index"
-                ) from None
-            expected = n + len(index._tombstones)
-            if index._faiss.ntotal != expected or index._faiss.d != index.dim:
-                raise IndexFileError(
-                    f"{path}: FAISS index holds {index._faiss.ntotal} x {index._faiss.d} vectors, "
-                    f"header says {expected} x {index.dim}; the file is damaged"
-                )
+            raise IndexFileError(f"{path}: tracklet ids repeat; the file is damaged: {_REBUILD}")
+        try:
+            index._backend.restore(data["faiss"], vectors, faiss_ids, tombstones)
+        except IndexFileError as exc:
+            raise IndexFileError(f"{path}: {exc}; the file is damaged: {_REBUILD}") from None
         return index

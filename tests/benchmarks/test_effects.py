@@ -1,0 +1,45 @@
+"""benchmarks/effects.py: intervals and the results-table row replacement (no training)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "effects.py"
+
+
+@pytest.fixture(scope="module")
+def effects():
+    spec = importlib.util.spec_from_file_location("effects", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["effects"] = module  # dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("effects", None)
+
+
+def test_t_interval_matches_the_textbook_formula(effects) -> None:
+    # values 1, 2, 3: mean 2, s = 1, sem = 1/sqrt(3), t_{0.975, 2} = 4.302653
+    mean, lo, hi = effects.t_interval([1.0, 2.0, 3.0])
+    half = 4.302653 / math.sqrt(3)
+    assert mean == pytest.approx(2.0)
+    assert (lo, hi) == pytest.approx((2.0 - half, 2.0 + half), abs=1e-5)
+    one = effects.t_interval([5.0])
+    assert one[0] == 5.0 and math.isnan(one[1]) and math.isnan(one[2])
+    assert effects.fmt([5.0]).endswith("[n/a: 1 seed]")
+
+
+def test_record_row_replaces_the_methods_row_only(effects, tmp_path) -> None:
+    out = tmp_path / "effects.md"
+    effects.record_row("gltr", "| gltr | a | b | 1 | 1.0 | `x` |", out)
+    effects.record_row("cosam", "| cosam | c | d | 1 | 2.0 | `y` |", out)
+    effects.record_row("gltr", "| gltr | new | b | 3 | 9.0 | `z` |", out)
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ")]
+    assert rows[0].startswith("| method |")
+    assert rows[1:] == ["| cosam | c | d | 1 | 2.0 | `y` |", "| gltr | new | b | 3 | 9.0 | `z` |"]
