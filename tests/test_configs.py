@@ -2,7 +2,8 @@
 
 Re-ID configs: model (backbone swapped for ``tiny`` to stay fast), criterion, optimiser and
 scheduler, then one training forward and loss on a PK-shaped batch. STCnet configs
-(``configs/vrstc/stc/``): the re-ID network they name and the generator.
+(``configs/vrstc/stc/``): the re-ID network they name and the generator. VRSTC pipeline configs
+(``configs/vrstc/pipeline/``): the stage configs they name.
 """
 
 from __future__ import annotations
@@ -42,8 +43,22 @@ def test_configs_found() -> None:
     assert {"baselines", "cosam", "gltr", "tkp", "attribute", "vrstc"} <= methods
 
 
+def is_pipeline(path: Path) -> bool:
+    return "pipeline" in path.relative_to(CONFIGS).parts[:-1]
+
+
 @pytest.mark.parametrize("path", ALL, ids=lambda p: str(p.relative_to(CONFIGS)))
 def test_config_loads_and_builds(path: Path) -> None:
+    if is_pipeline(path):  # a VRSTC pipeline: each stage config it names loads
+        from vidreid.methods.vrstc.pipeline import Pipeline, load_pipeline_config
+
+        pipeline = Pipeline(load_pipeline_config(path), Path("unused"))
+        pipeline.reid_config()
+        pipeline.reid_config(completed=True)
+        if pipeline.cfg.guider.config:
+            pipeline.guider_config()
+        pipeline.stc_config()
+        return
     if is_stc(path):
         from vidreid.methods.vrstc.config import load_stc_config
         from vidreid.models.vrstc import STCGenerator
@@ -55,6 +70,7 @@ def test_config_loads_and_builds(path: Path) -> None:
         STCGenerator(cfg.generator.base_channels)
         return
     cfg = load_config(path)
+    B.validate(cfg)  # what run_training checks before training
     # the attribute term reads its labels from the dataset's file: it is built from one in
     # tests/losses/test_attribute_loss.py, here the model's attribute logits are checked
     attribute = "attribute" in cfg.loss and cfg.loss.attribute.get("weight", 1.0) != 0

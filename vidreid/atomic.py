@@ -34,10 +34,37 @@ def atomic_path(path: str | os.PathLike[str], *, mode: int = FILE_MODE) -> Itera
         yield tmp
         os.chmod(tmp, mode)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
+        if isinstance(exc, OSError) and exc.errno is not None and exc.filename in (None, tmp):
+            # a failed write (ENOSPC, EFBIG...) names no file or the temp one: name the target
+            raise OSError(exc.errno, exc.strerror, path) from exc
         raise
+
+
+def temp_pattern(name: str) -> str:
+    """The glob of the temp files :func:`atomic_path` creates for target ``name`` (which may
+    itself be a glob, e.g. ``shard-*.npz``)."""
+    return f".{name}.*.tmp{os.path.splitext(name)[1]}"
+
+
+def remove_stale_temps(folder: str | os.PathLike[str], *names: str) -> list[str]:
+    """Remove temp files left beside targets ``names`` (globs allowed) by a writer that was
+    killed mid-write (``kill -9`` and default-handled signals run no cleanup).
+
+    Only for folders with a single writer: a concurrent writer's live temp file would go too.
+    Returns the removed paths.
+    """
+    import glob
+
+    removed = []
+    for name in names:
+        for tmp in glob.glob(os.path.join(glob.escape(os.fspath(folder)), temp_pattern(name))):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp)
+                removed.append(tmp)
+    return removed
 
 
 def write_bytes(

@@ -58,6 +58,50 @@ def build_device(cfg: DictConfig) -> torch.device:
     return D.resolve_device(cfg.train.device, info.local_rank)
 
 
+# ----------------------------------------------------------------------------- checks
+def validate(cfg: DictConfig) -> None:
+    """Check the settings that are otherwise read only late (the final evaluation, the first
+    batch), so a bad value fails before training instead of after it; ``ValueError`` naming
+    the key, the value and the choices."""
+    from vidreid.data.sampling import SAMPLING, TEST_CLIPS
+    from vidreid.data.video_dataset import IMAGE_FRAMES
+    from vidreid.engine.inference import summary_names
+    from vidreid.engine.precision import AMP_MODES
+    from vidreid.metrics.distance import METRICS
+    from vidreid.metrics.protocols import PROTOCOLS
+    from vidreid.metrics.rank import AP_KINDS
+
+    def choose(key: str, value: Any, choices: Sequence[Any]) -> None:
+        if value not in choices:
+            raise ValueError(f"{key}={value!r} is not one of: {', '.join(map(str, choices))}")
+
+    def at_least(key: str, value: Any, low: int) -> None:
+        if value is None or value < low:
+            raise ValueError(f"{key}={value!r} must be an integer >= {low}")
+
+    d, t, e = cfg.data, cfg.train, cfg.eval
+    protocols = list(e.protocols)
+    if not protocols:
+        raise ValueError(f"eval.protocols is empty; give some of {', '.join(PROTOCOLS)}")
+    for i, proto in enumerate(protocols):
+        choose(f"eval.protocols[{i}]", proto, PROTOCOLS)
+    choose("eval.metric", e.metric, METRICS)
+    choose("eval.ap", e.ap, ("auto", *AP_KINDS))
+    at_least("eval.batch_size", e.batch_size, 1)
+    at_least("eval.max_rank", e.max_rank, 1)
+    choose("train.amp", t.amp, AMP_MODES)
+    choose("train.best_metric", t.best_metric, summary_names(protocols))
+    at_least("train.epochs", t.epochs, 1)
+    for key in ("checkpoint_every", "eval_every", "log_every"):
+        at_least(f"train.{key}", t[key], 0)
+    choose("data.train_sampling", d.train_sampling, SAMPLING.names())
+    choose("data.test_sampling", d.test_sampling, TEST_CLIPS.names())
+    choose("data.image_frame", d.image_frame, IMAGE_FRAMES)
+    for key in ("batch_size", "num_instances", "seq_len", "height", "width"):
+        at_least(f"data.{key}", d[key], 1)
+    at_least("data.num_workers", d.num_workers, 0)
+
+
 # ----------------------------------------------------------------------------- data
 def build_dataset(cfg: DictConfig, **option_overrides: Any) -> Any:
     """The registered dataset ``data.name`` at ``data.root`` with ``data.options``; an option
@@ -112,11 +156,15 @@ def build_train_loader(
         [t.pid for t in tracklets], **sampler_options(cfg), seed=cfg.train.seed,
         rank=D.get_rank(), world_size=D.get_world_size(),
     )
+    # The loader's own generator draws the workers' base seed, so iter() does not consume
+    # the main process's torch RNG (which checkpoints store): with persistent workers only
+    # the first iter() draws, and a resumed run would otherwise draw once more.
     return DataLoader(
         dataset, batch_size=d.batch_size, sampler=SkippableSampler(sampler),
         num_workers=d.num_workers, persistent_workers=d.num_workers > 0,
         pin_memory=torch.cuda.is_available(), drop_last=sampler.drop_last,
         worker_init_fn=ignore_stop_signals,
+        generator=torch.Generator().manual_seed(cfg.train.seed),
     )
 
 

@@ -14,6 +14,7 @@ warnings and errors are ``logging`` records on stderr (``--quiet``: warnings and
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -95,6 +96,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Exit status of bad input (config, arguments, data) and of a failed read / write of a file.
+EXIT_BAD_INPUT = 2
+EXIT_IO_ERROR = 1
+#: OSErrors that are the environment's, not a bug, even when they name no file.
+ENVIRONMENT_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
+)
+
+
+def os_error_message(exc: OSError) -> str | None:
+    """One line for an OSError that names its file or is a disk / permission error; None for
+    others (those are bugs: their traceback is kept)."""
+    if exc.filename is None and exc.errno not in ENVIRONMENT_ERRNOS:
+        return None
+    reason = exc.strerror or str(exc)
+    if exc.filename is None:
+        return reason
+    target = f"{exc.filename} -> {exc.filename2}" if exc.filename2 is not None else exc.filename
+    hint = ""
+    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = " (choose a writable folder, e.g. output_dir=... / --out, or fix its permissions)"
+    elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = " (free some space or write elsewhere)"
+    return f"{target}: {reason}{hint}"
+
+
 def _stdout_closed() -> int:
     """The reader of stdout went away (``vidreid index info X | head -1``): stop quietly.
 
@@ -124,7 +151,13 @@ def main(argv: list[str] | None = None) -> int:
         # Library errors are written to be read by users: show them without a traceback.
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         logger.error("%s", msg)
-        return 2
+        return EXIT_BAD_INPUT
+    except OSError as exc:  # read-only folder, full disk, ... (the file is named)
+        msg = os_error_message(exc)
+        if msg is None:
+            raise
+        logger.error("%s", msg)
+        return EXIT_IO_ERROR
 
 
 if __name__ == "__main__":

@@ -106,3 +106,10 @@ def test_old_checkout_path_resolves_outside_a_clone(tmp_path: Path, monkeypatch)
 
     monkeypatch.chdir(tmp_path)  # no configs/ here: the packaged file is found
     assert resolve_config("configs/cosam/mars.yaml") == PACKAGED_CONFIGS / "cosam" / "mars.yaml"
+
+
+def test_yaml11_boolean_words_on_the_command_line_stay_strings() -> None:
+    """``train.amp=off`` is the mode "off"; a boolean key still reads off/yes as a bool."""
+    cfg = load_config(None, ["train.amp=off", "train.progress=off", "train.tensorboard=yes"])
+    assert cfg.train.amp == "off"
+    assert cfg.train.progress is False and cfg.train.tensorboard is True

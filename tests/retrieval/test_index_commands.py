@@ -54,6 +54,10 @@ def test_build_add_remove_search_info(tmp_path, capsys):
     argv += ["--json", str(out_json), "--report", str(report), "--frames-root", str(tmp_path)]
     assert _run(argv) == 0
     hits = json.loads(out_json.read_text())[0]["hits"]
+    # The query's own tracklet is excluded by default ...
+    assert [h["tracklet_id"] for h in hits] and "g0" not in [h["tracklet_id"] for h in hits]
+    assert _run(argv + ["--include-self"]) == 0  # ... and kept on request
+    hits = json.loads(out_json.read_text())[0]["hits"]
     assert hits[0]["tracklet_id"] == "g0" and hits[0]["distance"] == pytest.approx(0, abs=1e-5)
     assert "g1" not in [h["tracklet_id"] for h in hits]
     page = report.read_text()

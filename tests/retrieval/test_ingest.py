@@ -35,7 +35,9 @@ def scenes(tmp_path_factory):
 @pytest.fixture(scope="module")
 def ingested(scenes, tmp_path_factory):
     out = tmp_path_factory.mktemp("ingest") / "a"
-    summary = ingest_video(scenes[0].video, out, camera=0)
+    # bgsub: these tests are about the output; the rendered people are cartoons, which the
+    # default (real-image) ssdlite detector is not meant for.
+    summary = ingest_video(scenes[0].video, out, camera=0, detector="bgsub")
     return out, summary
 
 
@@ -131,7 +133,8 @@ def test_interrupted_ingest_resumes_to_the_same_output(scenes, tmp_path):
 
 
 def test_every_nth_frame(scenes, tmp_path):
-    s = ingest_video(scenes[0].video, tmp_path / "e", camera=2, every=2, min_len=5, max_gap=5)
+    s = ingest_video(scenes[0].video, tmp_path / "e", camera=2, every=2, min_len=5, max_gap=5,
+                     detector="bgsub")
     frames = {r.frame for r in read_manifest(tmp_path / "e")}
     assert s.frames_detected == FRAMES // 2 and all(f % 2 == 0 for f in frames)
     assert all(t.camid == 2 for t in build_dataset("folder", str(tmp_path / "e")).gallery)
@@ -157,7 +160,7 @@ def test_bad_videos_give_clear_errors_and_no_output(tmp_path, scenes):
     for name, video in cases.items():
         out = tmp_path / f"out-{name}"
         with pytest.raises(ValueError, match=expected[name]):
-            ingest_video(video, out, camera=0)
+            ingest_video(video, out, camera=0, detector="bgsub")
         assert not out.exists() and not Path(f"{out}.partial").exists(), name
     with pytest.raises(FileNotFoundError):
         ingest_video(tmp_path / "missing.avi", tmp_path / "o", camera=0)
@@ -169,7 +172,7 @@ def test_truncated_video_gives_complete_tracklets_or_nothing(scenes, tmp_path):
     cut.write_bytes(data[: len(data) // 2])
     out = tmp_path / "out"
     try:
-        summary = ingest_video(cut, out, camera=0)
+        summary = ingest_video(cut, out, camera=0, detector="bgsub")
     except ValueError as exc:
         assert "no frame" in str(exc) or "cannot open" in str(exc) or "no tracklet" in str(exc)
         assert not out.exists()
@@ -204,7 +207,7 @@ def test_ingest_index_search_finds_the_same_person_in_the_other_video(scenes, tm
     for name, scene, cam in (("a", scenes[0], 0), ("b", scenes[1], 1)):
         outs[name] = tmp_path / name
         assert main(["ingest", scene.video, "--camera", str(cam), "--out", str(outs[name]),
-                     "--quiet"]) == 0
+                     "--quiet", "--detector", "bgsub", "--tracker", "sort"]) == 0
         assert main(["extract", str(config), "--weights", str(weights), "--data",
                      str(outs[name]), "--dataset", "folder", "--split", "gallery", "--out",
                      str(tmp_path / f"feats-{name}"), "--quiet", "--workers", "0"]) == 0
@@ -235,3 +238,67 @@ def test_cli_errors(tmp_path, capsys):
                  str(tmp_path / "o"), "--detector", "onnx"]) == 2
     assert "--onnx-weights" in capsys.readouterr().err
     shutil.rmtree(tmp_path / "o", ignore_errors=True)
+
+
+def test_start_max_frames_and_draw(scenes, tmp_path):
+    """A piece of the video (frame numbers stay the video's) and the drawn video of it."""
+    drawn = tmp_path / "drawn.mp4"
+    s = ingest_video(scenes[0].video, tmp_path / "p", camera=0, detector="bgsub", start=10,
+                     max_frames=40, min_len=5, draw=drawn)
+    frames = [r.frame for r in read_manifest(tmp_path / "p")]
+    assert frames and min(frames) >= 10 and max(frames) < 50
+    assert s.frames_decoded == 40 and not s.truncated
+    cap = cv2.VideoCapture(str(drawn))
+    count = 0
+    while cap.read()[0]:
+        count += 1
+    cap.release()
+    assert count == 40
+    assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p]  # atomic: no leftovers
+    with pytest.raises(ValueError, match="mp4"):
+        ingest_video(scenes[0].video, tmp_path / "q", camera=0, detector="bgsub",
+                     draw=tmp_path / "x.avi")
+    with pytest.raises(ValueError, match="start"):
+        ingest_video(scenes[0].video, tmp_path / "q", camera=0, detector="bgsub", start=-1)
+
+
+def test_wide_boxes_are_left_out_of_tracklets(scenes, tmp_path):
+    """Boxes wider than max_width_ratio x height (merged people) never reach a tracklet."""
+    ratio = 0.5
+    ingest_video(scenes[0].video, tmp_path / "w", camera=0, detector="bgsub", min_len=3,
+                 max_width_ratio=ratio)
+    rows = read_manifest(tmp_path / "w")
+    assert rows and all(r.w <= ratio * r.h + 0.2 for r in rows)  # + rounding to 0.1 px
+    everything = read_manifest(ingest_video(scenes[0].video, tmp_path / "a", camera=0,
+                                            detector="bgsub", min_len=3,
+                                            max_width_ratio=None).out)
+    assert any(r.w > ratio * r.h for r in everything)  # the rule did remove some
+
+
+def test_search_report_on_ingest_output(ingested, tmp_path, capsys):
+    """Track ids are not identities: no match/mismatch colours; the query's own tracklet is
+    not a result; tracklets are named by folder (<pid>/<cam>_<no>)."""
+    out, _ = ingested
+    cfg = tiny_config()
+    cfg["data"].update(height=128, width=64)
+    config, weights = write_model(tmp_path, cfg)
+    feats = tmp_path / "feats"
+    assert main(["extract", str(config), "--weights", str(weights), "--data", str(out),
+                 "--dataset", "folder", "--split", "gallery", "--out", str(feats), "--quiet",
+                 "--workers", "0"]) == 0
+    index = tmp_path / "g.index"
+    assert main(["index", "build", str(feats), "--out", str(index)]) == 0
+    report, hits_json = tmp_path / "r.html", tmp_path / "h.json"
+    capsys.readouterr()
+    assert main(["index", "search", str(index), "--feats", str(feats), "--id",
+                 "gallery/000000", "-k", "3", "--report", str(report), "--json",
+                 str(hits_json)]) == 0
+    printed = capsys.readouterr().out
+    hits = json.loads(hits_json.read_text())[0]["hits"]
+    assert hits and "gallery/000000" not in [h["tracklet_id"] for h in hits]
+    page = report.read_text()
+    assert "mismatch" not in page.replace(".mismatch", "") and "hit match" not in page
+    assert "track" in printed and "pid" not in printed
+    folders = {os.path.relpath(os.path.dirname(h["frames"][0]), out / "gallery")
+               for h in hits}
+    assert all(f in page for f in folders)

@@ -25,6 +25,9 @@ from vidreid.data.sampling import SAMPLING, TEST_CLIPS, sample_indices, test_cli
 from vidreid.data.tracklet import Tracklet
 
 ON_ERROR = ("raise", "skip")
+#: Extra seed word of the transform's generator in :class:`TrainClipDataset`, so its stream
+#: differs from the frame-choice one seeded by (seed, epoch, index).
+TRANSFORM_STREAM = 1
 IMAGE_FRAMES = ("first", "middle", "random")
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
@@ -62,13 +65,18 @@ SKIPPED_FRAMES = SkipCounter()
 
 
 def _decode(path: str) -> torch.Tensor:
-    """One frame as uint8 ``[3, H, W]``; ValueError naming the path if it cannot be read."""
+    """One frame as uint8 ``[3, H, W]``; ValueError naming the path if it cannot be read.
+
+    16-bit PNGs (decoded as uint16) are scaled to 8 bits like any viewer shows them."""
     try:
         # torchvision 0.29 deprecates its decoders in favour of TorchCodec, but they are
         # still ~2x faster than PIL on re-ID crops; keep them while they exist.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
-            return decode_image(path, mode=ImageReadMode.RGB)
+            frame = decode_image(path, mode=ImageReadMode.RGB)
+        if frame.dtype != torch.uint8:
+            frame = F.to_dtype(frame, torch.uint8, scale=True)
+        return frame
     except RuntimeError as tv_error:
         # torchvision prefixes "<function>, <source file>:<line>, "; keep the message.
         reason = re.sub(r"^\w+, \S+:\d+, ", "", str(tv_error).strip())
@@ -167,8 +175,11 @@ class TrainClipDataset(torch.utils.data.Dataset):
     targets ``{name: row}`` as a 4th item when ``targets`` (``{name: [len(tracklets), ...]}``,
     e.g. the attribute term's per-tracklet labels) is given.
 
-    Frame choice is drawn from a generator seeded by (seed, epoch, index), so it is
-    reproducible, independent of worker count and different each epoch. The epoch lives
+    Frame choice and the transform's random draws (crop, flip, erasing) come from
+    generators seeded by (seed, epoch, index), not from a loader worker's RNG, so a clip is
+    reproducible, independent of the worker count and of which worker loads it, the same
+    after a resume (whose new workers start from fresh RNG states) and different each
+    epoch. The epoch lives
     in shared memory: ``set_epoch`` before iterating reaches DataLoader workers too, even
     persistent ones.
     """
@@ -227,10 +238,16 @@ class TrainClipDataset(torch.utils.data.Dataset):
         clip = _read_indices(
             tracklet.frames, self.frame_indices(index), self.on_error, self.skipped
         )
+        if self.transform is not None:
+            seed = np.random.default_rng([self.seed, self.epoch, index, TRANSFORM_STREAM])
+            # fork: the caller's (main process's, with num_workers=0) torch RNG is untouched
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(seed.integers(np.iinfo(np.int64).max)))
+                clip = self.transform(clip)
         if self.targets:
             row = {k: v[index] for k, v in self.targets.items()}
-            return _apply(self.transform, clip), tracklet.pid, tracklet.camid, row
-        return _apply(self.transform, clip), tracklet.pid, tracklet.camid
+            return clip, tracklet.pid, tracklet.camid, row
+        return clip, tracklet.pid, tracklet.camid
 
 
 class TestClipDataset(torch.utils.data.Dataset):

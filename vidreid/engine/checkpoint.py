@@ -8,6 +8,7 @@ one, so a crash mid-write never leaves a truncated ``last.pt``.
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 from pathlib import Path
@@ -61,9 +62,46 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def atomic_torch_save(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` to a temp file in the same folder, then ``os.replace``."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    """``torch.save`` to a temp file in the same folder, then ``os.replace``.
+
+    torch's zip writer reports a failed write (full disk, file size limit) as a
+    ``RuntimeError: [enforce fail at inline_container.cc...]``: that becomes an ``OSError``
+    naming ``path`` (the old file at ``path`` is untouched).
+    """
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(obj, tmp)
+    except RuntimeError as exc:
+        if not _is_write_failure(exc):
+            raise
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise OSError(errno.EIO, f"writing failed (disk full or not writable?): {reason}",
+                      os.fspath(path)) from exc
+
+
+#: Texts of torch's zip writer failing to write: the enforce in ``inline_container.cc`` and
+#: the C++ stream error it may report first (seen under a file size limit).
+WRITE_FAILURE_MARKERS = ("inline_container", "PytorchStreamWriter", "file write failed",
+                         "basic_ios::clear")
+
+
+def _is_write_failure(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or the error it was raised while handling) is torch's zip writer
+    failing to write, not a bug elsewhere."""
+    while exc is not None:
+        if isinstance(exc, RuntimeError) and any(m in str(exc) for m in WRITE_FAILURE_MARKERS):
+            return True
+        exc = exc.__context__
+    return False
+
+
+def _load_failure_reason(path: Path, exc: BaseException) -> str:
+    """Why ``torch.load`` failed, never empty (``EOFError()`` of a 0-byte file says nothing)."""
+    size = path.stat().st_size
+    if size == 0:
+        return "the file is empty (0 bytes): a copy or write of it never finished"
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else f"{type(exc).__name__}, file of {size} bytes"
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -78,7 +116,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # truncated, foreign or pickled-object files
-        raise ValueError(f"{path}: cannot be loaded as a vidreid checkpoint ({exc})") from None
+        raise ValueError(f"{path}: cannot be loaded as a vidreid checkpoint"
+                         f" ({_load_failure_reason(path, exc)})") from None
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise ValueError(f"{path}: not a vidreid checkpoint (no 'model' entry)")
     return ckpt
@@ -92,7 +131,8 @@ def load_model_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"{path}: cannot be loaded with weights_only=True ({exc})") from None
+        raise ValueError(f"{path}: cannot be loaded with weights_only=True"
+                         f" ({_load_failure_reason(path, exc)})") from None
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):

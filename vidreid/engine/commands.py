@@ -41,6 +41,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     path, overrides = split_args(args.items + args.more_items)
     resume = args.resume
     if resume is not None:
+        if not Path(resume).exists():
+            raise FileNotFoundError(
+                f"--resume {resume}: no such run folder or checkpoint (pass the run folder"
+                " `vidreid train` printed, e.g. runs/NAME-TIMESTAMP)")
         saved = run_dir_of(resume) / B.CONFIG_FILE
         if not saved.is_file():
             raise FileNotFoundError(f"{saved} not found: --resume takes a run folder")
@@ -51,6 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(path, overrides)
     if args.dry_run:
+        B.validate(cfg)  # what training would refuse, the dry run refuses too
         print("\n".join(B.describe_recipe(cfg)))
         return 0
     try:

@@ -49,7 +49,7 @@ class TransformConfig:
     flip: bool = True
     erasing_prob: float = 0.0
     resize_crop: list[int] | None = None  # [H, W] resized before cropping to height x width
-    per_frame: bool = False  # draw the random augmentations per frame (COSAM's code), not per clip
+    per_frame: bool = False  # draw the random augmentations per frame, not once per clip
 
 
 @dataclass
@@ -71,9 +71,9 @@ class DataConfig:
     image_frame: str = "middle"  # query frame of the image-side protocols
     batch_size: int = 32  # per process (rank)
     num_instances: int = 4  # K of the PK batches
-    # What an epoch is (vidreid.data.samplers): identities (each identity once, COSAM) |
-    # tracklets (every tracklet in groups of K, TKP) | shuffle (every tracklet, no PK, GLTR) |
-    # iterations (data.iterations PK batches)
+    # What an epoch is (vidreid.data.samplers; which paper uses which: docs/recipes.md):
+    # identities (each identity once) | tracklets (every tracklet in groups of K) |
+    # shuffle (every tracklet, no PK structure) | iterations (data.iterations PK batches)
     epoch: str = "identities"
     iterations: int | None = None  # batches per epoch, only with epoch=iterations
     drop_last: bool = True  # no incomplete last batch ...
@@ -129,7 +129,7 @@ class EvalConfig:
     protocols: list[str] = field(default_factory=lambda: ["v2v"])
     metric: str = "euclidean"
     normalize: bool = False
-    ap: str = "auto"  # auto: trapezoid for data.options.protocol=official or tkp, else standard
+    ap: str = "auto"  # auto: trapezoid for the protocols that use it (build.eval_ap), else standard
     batch_size: int = 16  # clips per forward pass
     max_rank: int = 50
     # k-reciprocal re-ranking (Zhong et al. 2017; vidreid.metrics.rerank): the paper's
@@ -236,14 +236,25 @@ def _merge(cfgs: list[Any], where: str) -> DictConfig:
         raise ValueError(f"{where}: {exc}") from None
 
 
+#: Words YAML 1.1 reads as booleans besides true/false. On the command line they stay strings
+#: (``train.amp=off`` is the string mode "off"); a boolean key still accepts them, because
+#: the schema converts "on"/"off"/"yes"/"no" to bool when merging.
+YAML11_BOOL_WORDS = frozenset({"on", "off", "yes", "no"})
+
+
 def parse_overrides(overrides: list[str]) -> DictConfig:
-    """``["train.lr=1e-4", ...]`` -> a config; values are parsed as YAML."""
+    """``["train.lr=1e-4", ...]`` -> a config; values are parsed as YAML, except that
+    ``on``/``off``/``yes``/``no`` stay strings (see :data:`YAML11_BOOL_WORDS`)."""
+    items = []
     for item in overrides:
-        key, sep, _ = item.partition("=")
+        key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ValueError(f"bad override {item!r}: expected KEY=VALUE, e.g. optim.lr=1e-4")
+        if value.strip().lower() in YAML11_BOOL_WORDS:
+            item = f"{key}='{value.strip()}'"
+        items.append(item)
     try:
-        return OmegaConf.from_dotlist(list(overrides))
+        return OmegaConf.from_dotlist(items)
     except OmegaConfBaseException as exc:
         raise ValueError(f"bad override: {exc}") from None
 

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from vidreid.data.errors import unwrapped_worker_errors
 from vidreid.engine import distributed as D
 from vidreid.engine.precision import autocast_context, autocast_dtype, prepare_model
 
@@ -64,7 +65,7 @@ def extract_features(
         from tqdm import tqdm
 
         iterator = tqdm(loader, desc="features", leave=False, dynamic_ncols=True)
-    for batch in iterator:
+    for batch in unwrapped_worker_errors(iterator):  # a corrupt frame: its one-line message
         by_len: dict[int, list[tuple[torch.Tensor, int]]] = defaultdict(list)
         for clip, index in batch:
             by_len[clip.shape[0]].append((clip, int(index)))
@@ -159,11 +160,20 @@ def evaluate_model(
                               max_rank=max_rank, rerank=rerank)
 
 
+#: The per-protocol figures :func:`summarize_results` reports (``train.best_metric`` picks one).
+SUMMARY_METRICS = ("R1", "mAP", "mINP")
+
+
+def summary_names(protocols: Sequence[str]) -> list[str]:
+    """The keys :func:`summarize_results` gives for ``protocols``: ``v2v/R1``, ``v2v/mAP``..."""
+    return [f"{p}/{m}" for p in protocols for m in SUMMARY_METRICS]
+
+
 def summarize_results(results: dict[str, Any]) -> dict[str, float]:
     """``{"v2v/R1": .., "v2v/mAP": .., "v2v/mINP": ..}`` in percent, for logs and best.pt."""
     out: dict[str, float] = {}
     for proto, res in results.items():
-        out[f"{proto}/R1"] = 100.0 * float(res.cmc[0])
-        out[f"{proto}/mAP"] = 100.0 * float(res.mAP)
-        out[f"{proto}/mINP"] = 100.0 * float(res.mINP)
+        values = (float(res.cmc[0]), float(res.mAP), float(res.mINP))
+        for name, value in zip(SUMMARY_METRICS, values, strict=True):
+            out[f"{proto}/{name}"] = 100.0 * value
     return out

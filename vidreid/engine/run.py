@@ -32,8 +32,11 @@ def run_training(
 ) -> tuple[TrainResult, Path, torch.nn.Module, Any]:
     """Train as the config says; returns the result, run folder, model and dataset.
 
-    ``evaluate=False`` skips the periodic / final evaluation (the caller evaluates).
+    ``evaluate=False`` skips the periodic / final evaluation (the caller evaluates). The whole
+    config is checked first (:func:`vidreid.build.validate`): a bad evaluation setting fails
+    now, not after the last epoch.
     """
+    B.validate(cfg)
     device = B.build_device(cfg)
     torch.set_num_threads(B.compute_threads(cfg.train.num_threads, cfg.data.num_workers))
     B.seed_everything(cfg.train.seed)

@@ -18,7 +18,13 @@ its ``state_dict``/``load_state_dict``, when it has them, go into every checkpoi
   evaluation (an evaluation error never costs training), and on SIGINT/SIGTERM (mid-epoch:
   the position in the epoch is stored and the sampler skips the batches already seen);
   a resumed run restores model, optimiser, schedule, scaler, step state and the main
-  process's RNGs;
+  process's RNGs; with loaders whose batches are a function of (seed, epoch, position) (the
+  PK sampler and :class:`~vidreid.data.video_dataset.TrainClipDataset` of
+  :func:`vidreid.build.build_train_loader`, with or without workers) it then continues
+  bit-identically to an uninterrupted run; a loader whose workers draw from their own RNG
+  (e.g. a dataset using ``torch.rand`` outside such a seeded scope) does not;
+- on every exit (finished, stopped, error) the loader's worker processes are shut down, so
+  an error never leaves the process waiting on workers that ignore SIGTERM;
 - a non-finite loss stops the run with :class:`NonFiniteLossError` before the optimiser
   step, so the last checkpoint on disk is the last good state;
 - under ``torchrun`` the model is wrapped in DistributedDataParallel; only rank 0 logs and
@@ -43,6 +49,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Sampler
 
+from vidreid.data.errors import unwrap_worker_error
 from vidreid.engine import distributed as D
 from vidreid.engine.checkpoint import (
     FORMAT_VERSION,
@@ -56,7 +63,7 @@ from vidreid.engine.precision import AMP_MODES, autocast_context, autocast_dtype
 __all__ = [
     "AMP_MODES", "EvalHook", "Hook", "NonFiniteLossError", "SkippableSampler", "TrainOptions",
     "TrainResult", "Trainer", "autocast_context", "autocast_dtype", "prepare_model",
-    "supervised_step", "train",
+    "shutdown_loader_workers", "supervised_step", "train",
 ]
 
 log = logging.getLogger(__name__)
@@ -238,6 +245,24 @@ def supervised_step(trainer: Trainer, batch: Any) -> tuple[torch.Tensor, dict[st
     return loss, parts
 
 
+def shutdown_loader_workers(loader: DataLoader, *iterators: Any) -> None:
+    """Stop ``loader``'s worker processes now (and those of ``iterators`` of it).
+
+    Persistent workers otherwise live until the loader is garbage-collected; when an error
+    leaves that to interpreter exit, multiprocessing's exit handler SIGTERMs them, which
+    they ignore (:func:`vidreid.build.ignore_stop_signals`), and waits for them forever.
+    torch has no public call for this: ``_shutdown_workers`` is what the iterator's own
+    ``__del__`` runs (idempotent).
+    """
+    persistent = getattr(loader, "_iterator", None)
+    for it in (*iterators, persistent):
+        shutdown = getattr(it, "_shutdown_workers", None)
+        if shutdown is not None:
+            shutdown()
+    if persistent is not None:
+        loader._iterator = None  # the next iter() starts new workers
+
+
 def _set_epoch(loader: DataLoader, epoch: int) -> None:
     for obj in (loader.sampler, getattr(loader, "batch_sampler", None), loader.dataset):
         if hasattr(obj, "set_epoch"):
@@ -301,6 +326,7 @@ class Trainer:
                                   best_metric=self.best,
                                   run_dir=str(self.run_path) if self.run_path else None)
         self._log: _RunLog | None = None
+        self._epoch_batches: Any = None  # the running epoch's loader iterator
 
     # ------------------------------------------------------------------ state
     def _restore(self, ckpt: dict[str, Any]) -> None:
@@ -417,6 +443,8 @@ class Trainer:
                 self._call("after_train")
         finally:
             self._log.close()
+            shutdown_loader_workers(self.loader, self._epoch_batches)
+            self._epoch_batches = None
         return result
 
     def _run_epoch(self, epoch: int, sync: torch.Tensor, stop: _StopFlag, world: int,
@@ -424,7 +452,7 @@ class Trainer:
         """One epoch; True when a signal stopped the run."""
         o, result = self.options, self.result
         first = self.skip_steps if epoch == self.start_epoch else 0
-        batches = self._batches(epoch)
+        batches = self._epoch_batches = self._batches(epoch)
         self.net.train()
         self.criterion.train()
         self._call("before_epoch")
@@ -445,6 +473,11 @@ class Trainer:
                 batch = next(batches)
             except StopIteration:
                 break
+            except Exception as exc:  # a worker's error: its own one-line message
+                clean = unwrap_worker_error(exc)
+                if clean is exc:
+                    raise
+                raise clean from None
             loss, parts = self.step_fn(self, batch)
             sync[0] = loss.detach().double()
             sync[1] = float(stop.signum is not None)

@@ -83,6 +83,9 @@ def _as_labels(x: Sequence[int] | np.ndarray | torch.Tensor, name: str, n: int |
     if a.ndim != 1:
         raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
     if a.size and not np.issubdtype(a.dtype, np.integer):
+        if a.dtype.kind not in "fb":  # strings, objects: np.mod would fail without the name
+            raise ValueError(f"{name} must hold integer labels, got dtype {a.dtype}"
+                             f" (e.g. {a.flat[0]!r}); map the labels to integers first")
         if not np.all(np.equal(np.mod(a, 1), 0)):
             raise ValueError(f"{name} must hold integers, got dtype {a.dtype}")
     a = a.astype(np.int64)

@@ -32,7 +32,8 @@ from vidreid.retrieval.index import (
     index_write_lock,
     records_from_table,
 )
-from vidreid.retrieval.report import write_report
+from vidreid.retrieval.ingest import ingest_root
+from vidreid.retrieval.report import tracklet_name, write_report
 
 QUERY_SOURCE_HELP = "an image, a folder of frames (one tracklet) or a video file"
 
@@ -147,6 +148,17 @@ def _resolve(frames: tuple[str, ...], root: str | None) -> list[str]:
     return [f if os.path.isabs(f) else os.path.join(root, f) for f in frames]
 
 
+def _same_tracklet(query_id: str, query_frames: list[str], hit: SearchHit) -> bool:
+    """Whether a hit is the query's own tracklet: same id, or the same frame files (ingest's
+    ``query`` split links to the ``gallery`` folders, so paths differ but files do not)."""
+    if hit.tracklet_id == query_id:
+        return True
+    if not query_frames or len(query_frames) != len(hit.frames):
+        return False
+    return ({os.path.realpath(f) for f in query_frames}
+            == {os.path.realpath(f) for f in hit.frames})
+
+
 def _hits_json(name: str, hits: list[SearchHit]) -> dict[str, Any]:
     return {"query": name, "hits": [h._asdict() for h in hits]}
 
@@ -178,13 +190,26 @@ def _cmd_search(args: argparse.Namespace) -> int:
     else:
         raise ValueError(f"give a query ({QUERY_SOURCE_HELP}) or --feats FEATS [--id ID ...]")
 
-    results = index.search(np.stack([q[1] for q in queries]), args.k)
-    for (name, _, _, pid), hits in zip(queries, results, strict=True):
-        print(f"query {name}" + (f" (pid {pid})" if pid is not None else ""))
+    # The query's own tracklet (searching an index with its own features) is no result.
+    extra = 0 if args.include_self or args.feats is None else 1
+    results = index.search(np.stack([q[1] for q in queries]), args.k + extra)
+    if extra:
+        results = [[h for h in hits if not _same_tracklet(
+            name, _resolve(tuple(frames), None), h._replace(
+                frames=tuple(_resolve(h.frames, args.frames_root))))][: args.k]
+                   for (name, _, frames, _), hits in zip(queries, results, strict=True)]
+    # On ingest output the pids are track ids, not identities (unless --label says one).
+    identity_labels = not any(ingest_root(f) for q in queries for f in q[2][:1])
+    if not identity_labels and args.label is None:
+        queries = [(n, f, fr, None) for n, f, fr, _ in queries]
+    for (name, _, frames, pid), hits in zip(queries, results, strict=True):
+        word = "pid" if identity_labels else "track"
+        shown = tracklet_name(name, frames) if frames else name
+        print(f"query {shown}" + (f" ({word} {pid})" if pid is not None else ""))
         for rank, h in enumerate(hits, start=1):
-            print(
-                f"  {rank:>3}  {h.tracklet_id:<24} pid {h.pid:<6} cam {h.camid:<3} {h.distance:.4f}"
-            )
+            hit_name = tracklet_name(h.tracklet_id, h.frames)
+            print(f"  {rank:>3}  {hit_name:<24} {word} {h.pid:<6} cam {h.camid:<3} "
+                  f"{h.distance:.4f}")
     if args.json:
         payload = [_hits_json(q[0], hits) for q, hits in zip(queries, results, strict=True)]
         text = json.dumps(payload, indent=2).encode("utf-8")
@@ -201,7 +226,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
                 query_label=pid,
                 png=html_path.with_suffix(".png"),
                 max_frames=args.max_frames,
-                title=f"vidreid search: {name}",
+                title=f"vidreid search: {tracklet_name(name, frames) if frames else name}",
+                identity_labels=identity_labels or args.label is not None,
             )
             print(f"report -> {html_path} (+ {html_path.with_suffix('.png').name})")
     return 0
@@ -280,6 +306,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--feats", help="query features folder (from vidreid extract)")
     p.add_argument("--id", nargs="+", help="query tracklet ids in --feats (default: all)")
     p.add_argument("--label", type=int, help="query pid, if known (colours the report)")
+    p.add_argument("--include-self", action="store_true",
+                   help="--feats queries: keep the query's own tracklet among the results")
     p.add_argument("-k", type=int, default=10)
     p.add_argument("--force", action="store_true", help="allow features of another model")
     p.add_argument("--json", help="write the results as JSON here")

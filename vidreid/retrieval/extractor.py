@@ -32,6 +32,7 @@ import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 
+from vidreid.data.errors import unwrap_worker_error
 from vidreid.data.tracklet import Tracklet
 
 DEFAULT_BATCH_FRAMES = 32
@@ -148,18 +149,6 @@ def _is_batch(x: Any) -> bool:
             return first.ndim == 4
         return isinstance(first, Sequence) and not isinstance(first, str)
     return False
-
-
-def _unwrap_worker_error(exc: Exception) -> Exception:
-    """A loader worker's exception arrives as "Caught X in DataLoader worker process 0.
-    Original Traceback ...": keep only the original message (it names the file)."""
-    text = str(exc)
-    if not text.startswith("Caught "):
-        return exc
-    last = [line for line in text.splitlines() if line.strip()][-1]
-    name = type(exc).__name__
-    message = last.split(f"{name}: ", 1)[1] if f"{name}: " in last else last
-    return type(exc)(message)
 
 
 class FeatureExtractor:
@@ -364,7 +353,7 @@ class FeatureExtractor:
             except StopIteration:
                 break
             except (ValueError, FileNotFoundError) as exc:  # e.g. a corrupt frame file
-                raise _unwrap_worker_error(exc) from None
+                raise unwrap_worker_error(exc) from None
             ready: list[torch.Tensor] = []
             # Never yield inside these contexts: their thread-local state would leak into
             # the caller's code while the generator is suspended.
@@ -479,7 +468,7 @@ def extract_dataset(
     number of tracklets are skipped. ``ids`` default to the tracklet positions (``000000``...).
     Returns the manifest path. See :mod:`vidreid.retrieval.features_file` for the format.
     """
-    from vidreid.retrieval.features_file import DEFAULT_SHARD_SIZE, FeatureWriter, shard_name
+    from vidreid.retrieval.features_file import DEFAULT_SHARD_SIZE, FeatureWriter
 
     if not tracklets:
         raise ValueError("no tracklets to extract")
@@ -493,8 +482,7 @@ def extract_dataset(
     pending = writer.pending_shards(len(tracklets))
     size = writer.shard_size
     for index in sorted(writer.done_shards()):  # resuming: same tracklets in the same order?
-        with np.load(Path(out) / shard_name(index), allow_pickle=False) as npz:
-            done_ids = [str(t) for t in npz["tracklet_ids"]]
+        done_ids = writer.shard_tracklet_ids(index)
         if done_ids != ids[index * size : (index + 1) * size]:
             raise ValueError(
                 f"{out}: shard {index} holds other tracklets ({done_ids[:2]}...) than this "

@@ -154,6 +154,8 @@ class FeatureWriter:
         self.normalized = bool(normalized)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         self._manifest_path = self.out_dir / MANIFEST_NAME
+        # temp files of a run killed mid-write (kill -9, SIGTERM) are never valid output
+        atomic.remove_stale_temps(self.out_dir, MANIFEST_NAME, "shard-*.npz")
         self._shards: dict[int, dict[str, Any]] = {}
         self._total: int | None = None
         if self._manifest_path.exists():
@@ -182,6 +184,13 @@ class FeatureWriter:
             if (self.out_dir / entry["file"]).is_file():
                 self._shards[int(entry["index"])] = entry
         self._total = manifest.get("total")
+
+    def shard_tracklet_ids(self, index: int) -> list[str]:
+        """The tracklet ids of finished shard ``index``, read and checked against its sha256
+        (a corrupt shard raises :class:`FeaturesFileError` naming the file)."""
+        entry = self._shards[int(index)]
+        data = _load_shard(self.out_dir / entry["file"], entry, self.dim, verify=True)
+        return [str(t) for t in data["tracklet_ids"]]
 
     def done_shards(self) -> set[int]:
         """Indices of shards already written and listed in the manifest (skip these)."""

@@ -1,8 +1,12 @@
 """``vidreid ingest``: from a video file to re-ID tracklets in the ``folder`` layout.
 
-Pipeline: decode (OpenCV) -> detect people (:mod:`vidreid.retrieval.detect`) on every
-``every``-th frame -> track (:mod:`vidreid.retrieval.track`) -> cut tracks into tracklets
-(:func:`~vidreid.retrieval.track.cut_tracklets`) -> decode again and write the crops.
+Pipeline: decode (OpenCV) -> detect people (:mod:`vidreid.retrieval.detect`; default the
+``ssdlite`` CNN on frame + tiles, in batches of frames) on every ``every``-th frame ->
+embed each box (the tracker's appearance encoder, if any) -> track
+(:mod:`vidreid.retrieval.track`; ``reid`` with appearance, else ``sort``) -> cut tracks into
+tracklets (:func:`~vidreid.retrieval.track.cut_tracklets`: gaps, appearance jumps, boxes too
+wide for one person) -> decode again and write the crops (and, with ``draw``, the video
+with boxes and track ids). ``start`` / ``max_frames`` take a piece of the video.
 
 Output ``DIR`` (loads with ``build_dataset("folder", DIR)``)::
 
@@ -42,7 +46,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from vidreid.atomic import write_text
-from vidreid.retrieval.detect import Detector, build_detector
+from vidreid.retrieval.detect import Detector, build_detector, default_detector
 from vidreid.retrieval.track import build_tracker, cut_tracklets
 
 MANIFEST_NAME = "manifest.csv"
@@ -56,7 +60,21 @@ MANIFEST_COLUMNS = ("path", "pid", "camid", "tracklet", "split", "video", "frame
 _COLUMN_TYPES = (str, int, int, str, str, str, int, float, float, float, float, float, int)
 DEFAULT_CHUNK_FRAMES = 200
 JPEG_QUALITY = 95
-STATE_VERSION = 1
+STATE_VERSION = 2
+#: Frames per call of a batched detector (``detect_batch``): one forward pass over them.
+DEFAULT_BATCH_FRAMES = 4
+#: A walking person's box is about 0.3-0.6 times as wide as tall; a box wider than this
+#: times its height is mostly two or more people merged (or a cut-off person), and is left
+#: out of tracklets.
+MAX_PERSON_WIDTH_RATIO = 0.8
+#: Cosine distance between the mean appearance before and after a point of a track above
+#: which the track is cut there. With the default ImageNet encoder on vtest.avi, single
+#: crops of one person two frames apart are 0.11 / 0.19 / 0.33 apart (5th / 50th / 95th
+#: percentile) and crops of two people in one frame 0.28 / 0.35 / 0.44 (5th / 25th / 50th);
+#: means over the window (JUMP_WINDOW crops a side) shrink the within-person part.
+DEFAULT_MAX_JUMP = 0.25
+#: Frame rate of the drawn video when the input does not say.
+DEFAULT_FPS = 25.0
 
 #: ``encoder(crops) -> [N, D]``: appearance embeddings of RGB uint8 crops, for the tracker.
 Encoder = Callable[[list[np.ndarray]], np.ndarray]
@@ -141,9 +159,18 @@ def _open(video: str) -> Any:
     return cap
 
 
-def _frames(cap: Any, clock: _Clock) -> Iterator[tuple[int, np.ndarray]]:
+def _seek(cap: Any, start: int, clock: _Clock) -> None:
+    """Skip the first ``start`` frames (grabbed one by one: exact for every codec, unlike
+    seeking by ``CAP_PROP_POS_FRAMES``, which lands on key frames for some)."""
+    with clock.measure("decode"):
+        for _ in range(start):
+            if not cap.grab():
+                return
+
+
+def _frames(cap: Any, clock: _Clock, first: int = 0) -> Iterator[tuple[int, np.ndarray]]:
     """Decoded BGR frames until the first one that fails (end, or a truncated file)."""
-    index = 0
+    index = first
     while True:
         t0, c0 = time.perf_counter(), time.process_time()
         ok, frame = cap.read()
@@ -192,6 +219,20 @@ def _video_key(video: str) -> dict[str, Any]:
     return {"video": os.path.abspath(video), "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+def ingest_root(frame: Any) -> str | None:
+    """The ingest output folder a crop path belongs to (``DIR/<split>/<pid>/<tracklet>/
+    <frame>.jpg`` with ``DIR/manifest.csv`` and ``DIR/ingest.json``), or ``None`` (also for
+    a frame that is not a path, e.g. a decoded video frame)."""
+    if not isinstance(frame, (str, os.PathLike)):
+        return None
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(os.fspath(frame))))))
+    if (os.path.isfile(os.path.join(root, MANIFEST_NAME))
+            and os.path.isfile(os.path.join(root, SUMMARY_NAME))):
+        return root
+    return None
+
+
 def read_manifest(out: str | os.PathLike[str]) -> list[CropRecord]:
     """The crop records of an ingest output folder (``DIR/manifest.csv``), in file order."""
     path = os.path.join(os.fspath(out), MANIFEST_NAME)
@@ -217,50 +258,79 @@ def ingest_video(
     out: str | os.PathLike[str],
     camera: int,
     *,
-    detector: str | Detector = "bgsub",
+    detector: str | Detector = "auto",
     detector_options: dict[str, Any] | None = None,
     every: int = 1,
     min_len: int = 8,
     max_gap: int = 10,
     max_len: int | None = None,
-    tracker: str = "sort",
+    tracker: str = "auto",
     tracker_options: dict[str, Any] | None = None,
     encoder: Encoder | None = None,
     encoder_id: str | None = None,
     chunk_frames: int = DEFAULT_CHUNK_FRAMES,
     progress: bool = False,
+    start: int = 0,
+    max_frames: int | None = None,
+    batch_frames: int = DEFAULT_BATCH_FRAMES,
+    max_width_ratio: float | None = MAX_PERSON_WIDTH_RATIO,
+    max_jump: float | None = DEFAULT_MAX_JUMP,
+    draw: str | os.PathLike[str] | None = None,
 ) -> IngestSummary:
     """Detect, track and cut the people of ``video`` into tracklets written to ``out``.
 
     ``camera`` is the 0-based camera id of the tracklets; ``detector`` a name for
-    :func:`~vidreid.retrieval.detect.build_detector` (with ``detector_options``) or a detector
-    object (then resuming trusts the caller to pass the same one); ``every`` runs the
-    detector on every N-th frame; ``min_len`` / ``max_gap`` / ``max_len`` are the cutting
-    rules of :func:`~vidreid.retrieval.track.cut_tracklets`, in processed frames;
-    ``tracker`` is ``sort`` or ``deepsort``; ``encoder`` (with a stable ``encoder_id`` for
-    resuming) gives the tracker appearance embeddings of the RGB crops. See the module
-    docstring for the output and resuming. Raises ``ValueError`` with a clear message for
-    an unreadable or empty video and for a video in which no tracklet was found (then
-    nothing is written).
+    :func:`~vidreid.retrieval.detect.build_detector` (with ``detector_options``; ``auto`` =
+    ``ssdlite`` when installed, else ``bgsub``) or a detector object (then resuming trusts
+    the caller to pass the same one); ``every`` runs the detector on every N-th frame;
+    ``min_len`` / ``max_gap`` / ``max_len`` are the cutting rules of
+    :func:`~vidreid.retrieval.track.cut_tracklets`, in processed frames; ``tracker`` is
+    ``sort``, ``reid``, ``deepsort`` or ``auto`` (``reid`` with an encoder, else ``sort``);
+    ``encoder`` (with a stable ``encoder_id`` for resuming) gives the tracker appearance
+    embeddings of the RGB crops, which also cut a track where its appearance jumps by more
+    than ``max_jump`` (cosine distance; ``None``: no such cut). Boxes wider than
+    ``max_width_ratio`` times their height are not one walking person (mostly two people
+    merged into one box) and are left out of tracklets (``None``: keep all).
+    ``start`` / ``max_frames`` take a piece of the video (frame numbers stay the video's);
+    a detector with ``detect_batch`` gets ``batch_frames`` frames per call. ``draw``: also
+    write the video (the piece taken) with every box and its track id (MP4). See the module
+    docstring for the output and resuming. Raises ``ValueError`` with a clear message for an
+    unreadable or empty video and for a video in which no tracklet was found (then nothing
+    is written).
     """
     import cv2
 
     video, out = os.fspath(video), os.path.abspath(os.fspath(out))
-    if every < 1 or chunk_frames < 1:
-        raise ValueError(f"every and chunk_frames must be >= 1, got {every}, {chunk_frames}")
+    if every < 1 or chunk_frames < 1 or batch_frames < 1:
+        raise ValueError(f"every, chunk_frames and batch_frames must be >= 1, got {every}, "
+                         f"{chunk_frames}, {batch_frames}")
+    if start < 0 or (max_frames is not None and max_frames < 1):
+        raise ValueError(f"need start >= 0 and max_frames >= 1, got {start}, {max_frames}")
     if camera < 0:
         raise ValueError(f"camera must be a 0-based camera id, got {camera}")
     if os.path.lexists(out):
         raise ValueError(f"{out} already exists; ingest never overwrites a finished output: "
                          "choose another --out or delete it")
+    if draw is not None and not os.fspath(draw).lower().endswith(".mp4"):
+        raise ValueError(f"--draw {os.fspath(draw)!r}: the drawn video is written as MP4; "
+                         "give a path ending in .mp4")
     cap = _open(video)
     announced = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0) or DEFAULT_FPS
+    if detector == "auto":
+        detector = default_detector()
+    if tracker == "auto":
+        tracker = "reid" if encoder is not None else "sort"
+    if tracker in ("reid", "deepsort") and encoder is None:
+        cap.release()
+        raise ValueError(f"the {tracker} tracker needs appearance embeddings: give an encoder "
+                         "(--config/--weights, or the default ImageNet one) or use sort")
     detector_options = dict(detector_options or {})
     tracker_options = dict(tracker_options or {})
     det_name = detector if isinstance(detector, str) else type(detector).__name__
     settings = {"detector": det_name, "detector_options": detector_options, "every": every,
                 "chunk_frames": chunk_frames, "encoder": encoder_id if encoder else None,
-                "version": STATE_VERSION}
+                "start": start, "max_frames": max_frames, "version": STATE_VERSION}
     key = {**_video_key(video), **settings}
     partial = out + ".partial"
     chunk_dir = os.path.join(partial, CHUNK_DIR)
@@ -280,22 +350,48 @@ def ingest_video(
     os.makedirs(chunk_dir, exist_ok=True)
     _atomic_json(state_path, key)
     det = build_detector(detector, **detector_options) if isinstance(detector, str) else detector
+    batched = hasattr(det, "detect_batch")
     clock = _Clock()
+    limit = max_frames if max_frames is not None else 1 << 62
+
+    def detect(pending: list[tuple[int, np.ndarray]], frames: list[int],
+               boxes: list[np.ndarray], embeds: list[np.ndarray]) -> None:
+        """Detect (one batch), embed, and append the results of the pending frames."""
+        if not pending:
+            return
+        with clock.measure("detect"):
+            results = (det.detect_batch([f for _, f in pending]) if batched
+                       else [det(f) for _, f in pending])
+        for (index, frame), b in zip(pending, results, strict=True):
+            b = np.asarray(b, np.float32).reshape(-1, 5)
+            if encoder is not None and len(b):
+                with clock.measure("encode"):
+                    crops = [cv2.cvtColor(c if (c := _crop(frame, x)) is not None
+                                          else frame[:1, :1], cv2.COLOR_BGR2RGB) for x in b]
+                    embeds.append(np.asarray(encoder(crops), np.float32))
+            frames.append(index)
+            boxes.append(b)
+        pending.clear()
 
     # 1. Decode and detect, chunk by chunk (finished chunks are loaded, their frames grabbed).
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=announced or None, desc=f"ingest {os.path.basename(video)}",
+        total = max(0, min(announced - start, limit)) if announced else None
+        bar = tqdm(total=total or None, desc=f"ingest {os.path.basename(video)}",
                    unit="frame", dynamic_ncols=True)
     chunks: list[dict[str, np.ndarray]] = []
     resumed = 0
     decoded = 0
     try:
+        _seek(cap, start, clock)
         for c in range(1 << 40):
             path = os.path.join(chunk_dir, f"{c:06d}.npz")
-            first = c * chunk_frames
+            first = c * chunk_frames  # position in the piece taken
+            want = min(chunk_frames, limit - decoded)
+            if want <= 0:
+                break
             if os.path.isfile(path):
                 data = _load_chunk(path)
                 n = int(data["decoded"])
@@ -320,34 +416,32 @@ def ingest_video(
                 chunks.append(data)
                 resumed += 1
             else:
-                frames, boxes, embeds, n = [], [], [], 0
-                for _ in range(chunk_frames):
+                frames: list[int] = []
+                boxes: list[np.ndarray] = []
+                embeds: list[np.ndarray] = []
+                pending: list[tuple[int, np.ndarray]] = []
+                n = 0
+                for _ in range(want):
                     t0, c0 = time.perf_counter(), time.process_time()
                     ok, frame = cap.read()
                     clock.add("decode", time.perf_counter() - t0, time.process_time() - c0)
                     if not ok or frame is None:
                         break
-                    index = first + n
+                    position = first + n
                     n += 1
-                    if index % every:
+                    if position % every:
                         continue
-                    with clock.measure("detect"):
-                        b = det(frame)
-                    if encoder is not None and len(b):
-                        with clock.measure("encode"):
-                            crops = [cv2.cvtColor(_crop(frame, x) if _crop(frame, x) is not None
-                                                  else frame[:1, :1], cv2.COLOR_BGR2RGB)
-                                     for x in b]
-                            embeds.append(np.asarray(encoder(crops), np.float32))
-                    frames.append(index)
-                    boxes.append(np.asarray(b, np.float32).reshape(-1, 5))
+                    pending.append((start + position, frame))
+                    if len(pending) >= batch_frames:
+                        detect(pending, frames, boxes, embeds)
+                detect(pending, frames, boxes, embeds)
                 _save_chunk(path, n, frames, boxes, embeds)
                 data = _load_chunk(path)
                 chunks.append(data)
             decoded += int(data["decoded"])
             if bar is not None:
                 bar.update(int(data["decoded"]))
-            if int(data["decoded"]) < chunk_frames:
+            if int(data["decoded"]) < want:
                 break
     finally:
         cap.release()
@@ -356,7 +450,8 @@ def ingest_video(
     if decoded == 0:
         shutil.rmtree(partial, ignore_errors=True)
         raise ValueError(f"{video}: no frame could be decoded (an empty, zero-frame or "
-                         "corrupt video); nothing was written")
+                         f"corrupt video, or --start {start} past its end); nothing was "
+                         "written")
 
     # 2. Track over all detections, in frame order; 3. cut.
     det_frames = np.concatenate([d["det_frames"] for d in chunks])
@@ -376,9 +471,13 @@ def ingest_video(
             rows = order[a:b]
             track_ids[rows] = trk.update(boxes[rows],
                                          embeds[rows] if embeds is not None else None)
-        steps = det_frames // every
+        steps = (det_frames - start) // every
+        width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+        keep = (None if max_width_ratio is None
+                else width <= max_width_ratio * np.maximum(height, 1e-6))
         tracklets = cut_tracklets(steps, track_ids, min_len=min_len, max_gap=max_gap,
-                                  max_len=max_len)
+                                  max_len=max_len, keep=keep, embeddings=embeds,
+                                  max_jump=max_jump if embeds is not None else None)
     if not tracklets:
         shutil.rmtree(partial, ignore_errors=True)
         raise ValueError(
@@ -403,10 +502,13 @@ def ingest_video(
         tracklet_dirs.append(rel)
         os.makedirs(os.path.join(partial, rel), exist_ok=True)
     records: list[CropRecord] = []
-    last = max(wanted)
+    last = start + decoded - 1 if draw is not None else max(wanted)
+    painter = _Painter(draw, fps, det_frames, boxes, track_ids, tracklets, tracklet_dirs) \
+        if draw is not None else None
     cap = _open(video)
     try:
-        for index, frame in _frames(cap, clock):
+        _seek(cap, start, clock)
+        for index, frame in _frames(cap, clock, start):
             if index > last:
                 break
             with clock.measure("write"):
@@ -424,8 +526,16 @@ def ingest_video(
                         SPLIT, os.path.abspath(video), index, round(x1, 1), round(y1, 1),
                         round(x2 - x1, 1), round(y2 - y1, 1), round(score, 4), int(track_ids[r]),
                     ))
+            if painter is not None:
+                with clock.measure("draw"):
+                    painter.write(index, frame)
+        if painter is not None:
+            with clock.measure("draw"):
+                painter.close()
     finally:
         cap.release()
+        if painter is not None:
+            painter.abort()
     if not records:
         raise ValueError(f"{video}: decoding the crops failed on the second pass; delete "
                          f"{partial} and re-run")
@@ -453,17 +563,86 @@ def ingest_video(
         frames_decoded=decoded, frames_detected=len(processed), detections=len(boxes),
         tracks=len({int(track_ids[t[0]]) for t in tracklets}), tracklets=len(lengths),
         crops=len(records), tracklet_lengths=sorted(lengths.values()),
-        truncated=announced > 0 and decoded < announced, resumed_chunks=resumed,
+        truncated=announced > 0 and decoded < min(announced - start, limit),
+        resumed_chunks=resumed,
         stage_seconds={k: round(v, 4) for k, v in clock.wall.items()},
         stage_cpu_seconds={k: round(v, 4) for k, v in clock.cpu.items()},
         settings={**settings, "tracker": tracker, "tracker_options": tracker_options,
-                  "min_len": min_len, "max_gap": max_gap, "max_len": max_len},
+                  "min_len": min_len, "max_gap": max_gap, "max_len": max_len,
+                  "max_width_ratio": max_width_ratio,
+                  "max_jump": max_jump if embeds is not None else None,
+                  "batch_frames": batch_frames,
+                  "draw": os.path.abspath(os.fspath(draw)) if draw is not None else None},
     )
     _atomic_json(os.path.join(partial, SUMMARY_NAME), asdict(summary))
     shutil.rmtree(chunk_dir)
     os.remove(state_path)
     os.rename(partial, out)  # the finished output appears at once
     return summary
+
+
+class _Painter:
+    """Writes the drawn video: every detection box with its track id, in the colour of its
+    tracklet (grey with no id when the box is in no tracklet). Atomic: a temporary file is
+    renamed to the destination by :meth:`close`."""
+
+    def __init__(self, dest: str | os.PathLike[str], fps: float, det_frames: np.ndarray,
+                 boxes: np.ndarray, track_ids: np.ndarray, tracklets: list[np.ndarray],
+                 tracklet_dirs: list[str]) -> None:
+        self.dest = os.path.abspath(os.fspath(dest))
+        folder = os.path.dirname(self.dest)
+        if not os.path.isdir(folder):
+            raise ValueError(f"--draw {self.dest}: folder {folder} does not exist")
+        self.tmp = os.path.join(folder, f".{os.path.basename(self.dest)}.tmp-{os.getpid()}.mp4")
+        self.fps, self.writer = fps, None
+        self.tracklet_of = np.full(len(boxes), -1, np.int64)
+        for k, rows in enumerate(tracklets):
+            self.tracklet_of[rows] = k
+        self.names = [d.split("/", 1)[1] for d in tracklet_dirs]  # "<pid>/<cam>_<no>"
+        self.rows: dict[int, list[int]] = {}
+        for r, f in enumerate(det_frames):
+            self.rows.setdefault(int(f), []).append(r)
+        self.boxes, self.track_ids = boxes, track_ids
+
+    def write(self, index: int, frame: np.ndarray) -> None:
+        import cv2
+
+        if self.writer is None:
+            h, w = frame.shape[:2]
+            self.writer = cv2.VideoWriter(self.tmp, cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
+                                          (w, h))
+            if not self.writer.isOpened():
+                raise ValueError(f"--draw {self.dest}: OpenCV cannot write an MP4 video here")
+        img = frame.copy()
+        for r in self.rows.get(index, ()):
+            x1, y1, x2, y2 = (int(round(v)) for v in self.boxes[r, :4])
+            k = int(self.tracklet_of[r])
+            if k < 0:
+                cv2.rectangle(img, (x1, y1), (x2, y2), (160, 160, 160), 1)
+                continue
+            hue = (k * 47) % 180  # distinct, stable colour per tracklet
+            colour = cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
+            colour = tuple(int(c) for c in colour)
+            cv2.rectangle(img, (x1, y1), (x2, y2), colour, 2)
+            cv2.putText(img, self.names[k], (x1, max(12, y1 - 4)), cv2.FONT_HERSHEY_SIMPLEX,
+                        0.45, colour, 1, cv2.LINE_AA)
+        cv2.putText(img, f"frame {index}", (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                    (255, 255, 255), 1, cv2.LINE_AA)
+        self.writer.write(img)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+            os.replace(self.tmp, self.dest)
+
+    def abort(self) -> None:
+        """Drop an unfinished drawing (after an error)."""
+        if self.writer is not None:
+            self.writer.release()
+            self.writer = None
+        if os.path.exists(self.tmp):
+            os.remove(self.tmp)
 
 
 def _mirror(root: str) -> None:

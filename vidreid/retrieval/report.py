@@ -1,9 +1,15 @@
 """Search results as a self-contained HTML page and a PNG: query frames, then the top-k hits.
 
 Each gallery hit is a strip of up to ``max_frames`` thumbnails sampled evenly over its
-tracklet, with rank, tracklet id, pid, camera and distance. When the query label is known,
+tracklet, with rank, tracklet name, pid, camera and distance. When the query label is known,
 a hit with the same pid gets a green border (CSS class ``match``) and any other hit a red one
 (``mismatch``); without a label hits get a neutral grey border (``unlabelled``).
+
+Tracklets are named by their folder (``<pid>/<tracklet>``, the last two folders of their
+frames' path) rather than by their position in a features file. On ``vidreid ingest``
+output the pids are the tracker's track ids, not identities: with
+``identity_labels=False`` they are shown as "track N" and nothing is coloured as a match or
+mismatch (no hit has a known identity).
 
 The HTML embeds every thumbnail as a base64 JPEG (``data:`` URI): the page can be mailed or
 archived without the frame files. A gallery frame that cannot be read (moved, deleted) is drawn
@@ -81,6 +87,17 @@ def _data_uri(img: Image.Image) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def tracklet_name(tracklet_id: str, frames: Sequence[str | os.PathLike[str]]) -> str:
+    """``<pid>/<tracklet>``: the last two folders of the tracklet's first frame path (the
+    folder layout's names), or ``tracklet_id`` when there are no frame paths."""
+    if not frames or not isinstance(frames[0], (str, os.PathLike)):
+        return str(tracklet_id)
+    folder = os.path.dirname(os.fspath(frames[0]))
+    parent, name = os.path.split(folder)
+    pid = os.path.basename(parent)
+    return f"{pid}/{name}" if pid and name else str(tracklet_id)
+
+
 def _hit_class(hit: SearchHit, query_label: int | None) -> str:
     if query_label is None:
         return "unlabelled"
@@ -146,8 +163,12 @@ def write_report(
     png: str | os.PathLike[str] | None = None,
     max_frames: int = 8,
     title: str = "vidreid search results",
+    identity_labels: bool = True,
 ) -> Path:
-    """Write the HTML report of one query's ranked ``results`` (and a PNG if ``png``)."""
+    """Write the HTML report of one query's ranked ``results`` (and a PNG if ``png``).
+
+    ``identity_labels=False``: the pids are track ids (ingest output), not identities; they
+    are shown as such and no hit is coloured as a match or mismatch."""
     if max_frames <= 0:
         raise ValueError(f"max_frames must be positive, got {max_frames}")
     if not query_frames:
@@ -173,15 +194,17 @@ def write_report(
                 thumbs.append(_placeholder())
         if not thumbs:
             thumbs.append(_placeholder())
-        hit_rows.append((rank, hit, _hit_class(hit, query_label), thumbs))
+        css = _hit_class(hit, query_label if identity_labels else None)
+        hit_rows.append((rank, hit, css, thumbs))
 
+    pid_word = "pid" if identity_labels else "track"
     label_text = "unknown" if query_label is None else str(int(query_label))
     parts = [
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f"<h2>Query ({len(query_frames)} frames, pid {label_text})</h2>",
+        f"<h2>Query ({len(query_frames)} frames, {pid_word} {label_text})</h2>",
         _strip_html(query_thumbs, "query"),
         f"<h2>Top {len(hit_rows)} gallery tracklets</h2>",
     ]
@@ -190,13 +213,19 @@ def write_report(
             f'<p class="note">{unreadable} gallery frame(s) could not be read and are shown '
             "as grey placeholders (moved or deleted since indexing?).</p>"
         )
+    if not identity_labels:
+        parts.append("<p>Track ids come from the tracker, not from identity labels: no hit "
+                     "is marked right or wrong.</p>")
     parts.append(
-        "<table><tr><th>rank</th><th>tracklet</th><th>pid</th><th>camera</th>"
+        f"<table><tr><th>rank</th><th>tracklet</th><th>{pid_word}</th><th>camera</th>"
         "<th>distance</th><th>frames</th></tr>"
     )
     for rank, hit, css, thumbs in hit_rows:
+        name = html.escape(tracklet_name(hit.tracklet_id, hit.frames))
+        if name != html.escape(str(hit.tracklet_id)):  # the index's id, in small print
+            name += f"<br><small>{html.escape(str(hit.tracklet_id))}</small>"
         parts.append(
-            f'<tr class="hit {css}"><td>{rank}</td><td>{html.escape(str(hit.tracklet_id))}</td>'
+            f'<tr class="hit {css}"><td>{rank}</td><td>{name}</td>'
             f"<td>{int(hit.pid)}</td><td>{int(hit.camid)}</td><td>{hit.distance:.4f}</td>"
             f"<td>{_strip_html(thumbs, css)}</td></tr>"
         )
@@ -206,10 +235,11 @@ def write_report(
     atomic_write_bytes(out_html, lambda fh: fh.write(page))
 
     if png is not None:
-        rows = [(f"query\npid {label_text}", COLOURS["query"], query_thumbs)]
+        rows = [(f"query\n{pid_word} {label_text}", COLOURS["query"], query_thumbs)]
         for rank, hit, css, thumbs in hit_rows:
+            name = tracklet_name(hit.tracklet_id, hit.frames)
             text = (
-                f"#{rank} {hit.tracklet_id}\npid {hit.pid}  cam {hit.camid}\nd = {hit.distance:.4f}"
+                f"#{rank} {name}\n{pid_word} {hit.pid}  cam {hit.camid}\nd = {hit.distance:.4f}"
             )
             rows.append((text, COLOURS[css], thumbs))
         canvas = _compose_png(rows)

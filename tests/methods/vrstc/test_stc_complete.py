@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -76,7 +77,8 @@ def test_completion_round_trips_through_the_loader(synth_root: str, tmp_path: Pa
                          height=H, width=W)
 
 
-def test_train_stc_then_complete_from_the_cli(synth_root: str, tmp_path: Path) -> None:
+def test_train_stc_then_complete_from_the_cli(synth_root: str, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
     torch.manual_seed(0)
     dataset = build_dataset("mars", synth_root)
     reid = build_model("vrstc_reid", dataset.num_train_pids, **TINY)
@@ -88,16 +90,34 @@ def test_train_stc_then_complete_from_the_cli(synth_root: str, tmp_path: Path) -
               "train.device=cpu"]
     rc = main(["vrstc", "train-stc", str(STC_CONFIG), *common, "train.steps=2",
                "train.batch_size=2", "generator.base_channels=8", f"output_dir={tmp_path}",
-               "run_name=stc", "locator.tau=0.0"])
+               "run_name=stc", "locator.tau=0.0", "locator.source_tau=0.5",
+               "generator.num_neighbours=2"])
     assert rc == 0
     weights = tmp_path / "stc" / "stc.pt"
     generator, meta = load_stc_generator(weights)
     assert meta["height"] == H and isinstance(generator, STCGenerator)
+    assert (meta["tau"], meta["source_tau"], meta["num_neighbours"]) == (0.0, 0.5, 2)
     out = tmp_path / "completed"
+    capsys.readouterr()
+    # the config says tau 0.89, 4 neighbours: completion uses what STCnet was trained with
     rc = main(["vrstc", "complete", str(STC_CONFIG), "--weights", str(weights), "--data",
                synth_root, "--out", str(out), *common])
     assert rc == 0
     assert len(build_dataset("mars", out).train) == len(dataset.train)
+    done = json.loads((out / FINISHED_MARKER).read_text())
+    assert (done["tau"], done["source_tau"], done["num_neighbours"]) == (0.0, 0.5, 2)
+    printed = capsys.readouterr().out
+    assert "tau 0.0" in printed and "num_neighbours 2" in printed and "override" not in printed
+    # an explicit override is used and printed
+    out2 = tmp_path / "completed2"
+    rc = main(["vrstc", "complete", str(STC_CONFIG), "--weights", str(weights), "--data",
+               synth_root, "--out", str(out2), "--set", "tau=0.3", *common])
+    assert rc == 0
+    assert json.loads((out2 / FINISHED_MARKER).read_text())["tau"] == 0.3
+    assert "override tau: 0.0" in capsys.readouterr().out
+    rc = main(["vrstc", "complete", str(STC_CONFIG), "--weights", str(weights), "--data",
+               synth_root, "--out", str(tmp_path / "c3"), "--set", "taus=0.5", *common])
+    assert rc == 2
     # re-ID weights that do not match reid.model: a clear error, exit code 2
     rc = main(["vrstc", "complete", str(STC_CONFIG), "--weights", str(weights), "--data",
                synth_root, "--out", str(tmp_path / "other"), *common,
@@ -110,12 +130,16 @@ def test_train_stc_writes_a_loadable_checkpoint(synth_root: str, tmp_path: Path)
     dataset = build_dataset("mars", synth_root)
     reid = build_model("vrstc_reid", dataset.num_train_pids, **TINY)
     # the generator works at a smaller size than the re-ID network's (locator, ID guider)
+    # the paper's ID guider: a frame-level network of its own
+    guider = build_model("video_baseline", dataset.num_train_pids, backbone="tiny",
+                         bnneck=False)
     result = train_stc(reid, dataset.train, tmp_path / "stc.pt", height=32, width=16,
                        base_channels=8, steps=3, batch_size=2, tau=0.0, log_every=1,
-                       reid_size=(H, W))
+                       reid_size=(H, W), guider=guider)
     assert [h["step"] for h in result["history"]] == [1, 2, 3]
     _, meta = load_stc_generator(tmp_path / "stc.pt")
     assert (meta["height"], meta["width"], meta["reid_size"]) == (32, 16, [H, W])
+    assert meta["guider"] == "VideoBaseline"
     assert all(torch.isfinite(torch.tensor(v)) for v in result["last"].values())
     with pytest.raises(ValueError, match="not an STCnet checkpoint"):
         reid_path = tmp_path / "reid.pt"

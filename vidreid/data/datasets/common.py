@@ -164,11 +164,13 @@ def as_index_array(values: Any, path: str, var: str) -> np.ndarray:
 def load_mat_var(path: str, var: str, what: str) -> np.ndarray:
     """Read variable ``var`` of a MATLAB v5 file with scipy.io, as an int64 array."""
     from scipy.io import loadmat, whosmat
+    from scipy.io.matlab import MatReadError
 
     require_file(path, what)
     try:
         data = loadmat(path, variable_names=[var])
-    except (ValueError, TypeError, OSError, NotImplementedError) as exc:
+    except (MatReadError, ValueError, TypeError, OSError, NotImplementedError, IndexError,
+                EOFError) as exc:  # scipy fails on garbage with any of these
         raise DatasetError(
             f"cannot read {path} as a MATLAB v5 file ({exc}); expected {what}"
         ) from None

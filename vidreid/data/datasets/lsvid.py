@@ -110,10 +110,12 @@ def read_query_indices(path: str) -> np.ndarray:
             values = node[()]
     else:
         from scipy.io import loadmat
+        from scipy.io.matlab import MatReadError
 
         try:
             data = loadmat(path, variable_names=["query"])
-        except (ValueError, TypeError, OSError, NotImplementedError) as exc:
+        except (MatReadError, ValueError, TypeError, OSError, NotImplementedError, IndexError,
+                EOFError) as exc:  # scipy fails on garbage with any of these
             raise DatasetError(f"cannot read {path} as MATLAB v7.3 or v5 ({exc})") from None
         if "query" not in data:
             raise DatasetError(f"{path} has no variable 'query'; expected query line indices")

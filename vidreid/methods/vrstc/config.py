@@ -10,8 +10,10 @@ locator, the generator, the loss weights, the training budget and the completion
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,8 @@ from vidreid.engine.config import (
     to_container,
 )
 from vidreid.methods.vrstc.stc import STCLossWeights
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,6 +54,9 @@ class ReIDConfig:
 class LocatorConfig:
     num_regions: int = 3
     tau: float = 0.89
+    # (ours) neighbour stripes scored under source_tau are never a source of content for the
+    # temporal branch (likely occluded though not flagged at tau); source_tau >= tau
+    source_tau: float = 0.95
     height: int | None = None  # the re-ID network's input size; None: data.height / width
     width: int | None = None
 
@@ -58,6 +65,17 @@ class LocatorConfig:
 class GeneratorConfig:
     base_channels: int = 32
     num_neighbours: int = 4
+
+
+@dataclass
+class GuiderConfig:
+    """STCnet's ID guider. The paper's: a frame-level ResNet-50 trained with cross-entropy
+    (``configs/vrstc/guider_mars.yaml``): ``model`` as in its re-ID config, ``weights`` its
+    run. ``model: null`` (ours, a departure): the frozen re-ID network itself on one-frame
+    clips (no extra stage; not measured against the paper's guider)."""
+
+    model: dict[str, Any] | None = None
+    weights: str | None = None
 
 
 @dataclass
@@ -72,11 +90,14 @@ class STCTrainConfig:
     num_threads: int | None = None
     log_every: int = 50
     progress: bool = True
+    cache_tracklets: int = 0  # decoded tracklets kept per loader worker (LRU); 0: decode
+    # only each sample's target and neighbours
 
 
 @dataclass
 class CompleteConfig:
-    jpeg_quality: int = 95
+    jpeg_quality: int = 100  # completed JPEG frames: q100 4:4:4 keeps the other rows' pixels
+    batch_frames: int = 8  # occluded frames through the generator at once (bounds memory)
 
 
 @dataclass
@@ -86,6 +107,7 @@ class STCExperimentConfig:
     reid: ReIDConfig = field(default_factory=ReIDConfig)
     locator: LocatorConfig = field(default_factory=LocatorConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    guider: GuiderConfig = field(default_factory=GuiderConfig)
     loss: STCLossWeights = field(default_factory=STCLossWeights)
     train: STCTrainConfig = field(default_factory=STCTrainConfig)
     complete: CompleteConfig = field(default_factory=CompleteConfig)
@@ -115,20 +137,29 @@ def load_stc_config(path: str | Path, overrides: list[str] = ()) -> DictConfig:
     return cfg
 
 
-def load_reid(model: dict[str, Any], weights: str | None) -> torch.nn.Module:
-    """The trained re-ID network, loaded strictly (the ID guider needs its classifier)."""
+def load_reid(model: dict[str, Any], weights: str | None, key: str = "reid") -> torch.nn.Module:
+    """The trained re-ID network (or ID guider: ``key="guider"``), loaded strictly (the ID
+    guider needs its classifier)."""
     from vidreid.build import load_model
 
     if weights is None:
-        raise ValueError("reid.weights is not set: pass the trained re-ID network, e.g. "
-                         "reid.weights=runs/vrstc-mars-.../last.pt")
+        raise ValueError(f"{key}.weights is not set: pass the trained network, e.g. "
+                         f"{key}.weights=runs/<its run>/last.pt")
     if not Path(weights).is_file():
-        raise FileNotFoundError(f"re-ID weights not found: {weights} (reid.weights)")
+        raise FileNotFoundError(f"{key} weights not found: {weights} ({key}.weights)")
     try:
         net, _ = load_model(dict(model), weights, classifier="strict")
     except ValueError as exc:
-        raise ValueError(f"{exc} (reid.model {dict(model)})") from None
+        raise ValueError(f"{exc} ({key}.model {dict(model)})") from None
     return net
+
+
+def load_guider(cfg: DictConfig) -> torch.nn.Module | None:
+    """The paper's frame-level ID guider when ``guider.model`` is set, else None (ours: the
+    re-ID network serves)."""
+    if cfg.guider.model is None:
+        return None
+    return load_reid(to_container(cfg.guider.model), cfg.guider.weights, key="guider")
 
 
 def _device(cfg: DictConfig) -> torch.device:
@@ -163,15 +194,24 @@ def reid_input_size(cfg: DictConfig, meta: dict[str, Any] | None = None) -> tupl
     return int(cfg.data.height), int(cfg.data.width)
 
 
-def run_train_stc(cfg: DictConfig) -> dict[str, Any]:
-    """Train STCnet as ``cfg`` says; writes ``stc.pt``, ``config.yaml``, ``log.json``."""
+def run_train_stc(cfg: DictConfig, run_dir: str | Path | None = None, resume: bool = False,
+                  locator_scores: Sequence[Any] | None = None) -> dict[str, Any]:
+    """Train STCnet as ``cfg`` says; writes ``stc.pt``, ``config.yaml``, ``log.json``.
+
+    ``run_dir`` (default ``output_dir/run_name``, which must not hold an STCnet yet) and
+    ``resume`` (continue the trainer's ``last.pt`` there) serve the pipeline
+    (:mod:`vidreid.methods.vrstc.pipeline`); ``locator_scores`` skips the locating pass."""
     from vidreid.data import build_dataset
     from vidreid.methods.vrstc.stc import train_stc
 
     device = _device(cfg)
     dataset = build_dataset(cfg.data.name, cfg.data.root, **to_container(cfg.data.options))
     reid = load_reid(to_container(cfg.reid.model), cfg.reid.weights)
-    run_dir = _run_dir(cfg)
+    guider = load_guider(cfg)
+    if run_dir is None:
+        run_dir = _run_dir(cfg)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir / "config.yaml")
     t = cfg.train
     result = train_stc(
@@ -181,24 +221,76 @@ def run_train_stc(cfg: DictConfig) -> dict[str, Any]:
         steps=t.steps, batch_size=t.batch_size, lr=t.lr, betas=tuple(t.betas),
         weights=STCLossWeights(**to_container(cfg.loss)), seed=t.seed,
         num_workers=cfg.data.num_workers, device=device, amp=t.amp, log_every=t.log_every,
-        progress=t.progress, reid_size=reid_input_size(cfg),
+        progress=t.progress, reid_size=reid_input_size(cfg), cache_tracklets=t.cache_tracklets,
+        source_tau=cfg.locator.source_tau, guider=guider, resume=resume,
+        locator_scores=locator_scores,
     )
     write_text(run_dir / "log.json", json.dumps(result["history"], indent=1))
     result["run_dir"] = str(run_dir)
     return result
 
 
-def run_complete(cfg: DictConfig, weights: str, data: str, out: str) -> dict[str, Any]:
-    """Complete dataset ``data`` (layout ``cfg.data.name``) into ``out`` with STCnet ``weights``."""
+#: Completion settings read from the STCnet checkpoint's meta (what it was trained with).
+COMPLETION_KEYS = {"tau": float, "source_tau": float, "num_regions": int, "num_neighbours": int}
+
+
+def completion_settings(meta: dict[str, Any], overrides: Sequence[str] = (),
+                        source: str = "STCnet checkpoint") -> tuple[dict[str, Any], list[str]]:
+    """The locator / generator settings completion uses: those STCnet was trained with
+    (``meta``), each replaced only by an explicit ``KEY=VALUE`` in ``overrides`` (keys
+    :data:`COMPLETION_KEYS`). Returns the settings and one line per override."""
+    settings = {k: cast(meta[k]) for k, cast in COMPLETION_KEYS.items() if k in meta}
+    settings.setdefault("source_tau", settings.get("tau"))  # checkpoints before source_tau
+    missing = [k for k in COMPLETION_KEYS if settings.get(k) is None]
+    if missing:
+        raise ValueError(f"{source}: meta lacks {missing}; pass them with --set KEY=VALUE")
+    changed = []
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or key not in COMPLETION_KEYS:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE with KEY one of "
+                             f"{sorted(COMPLETION_KEYS)}")
+        try:
+            new = COMPLETION_KEYS[key](value)
+        except ValueError:
+            raise ValueError(f"--set {item!r}: {value!r} is not a {COMPLETION_KEYS[key].__name__}"
+                             ) from None
+        changed.append(f"override {key}: {settings[key]} ({source}) -> {new}")
+        settings[key] = new
+    return settings, changed
+
+
+def run_complete(cfg: DictConfig, weights: str, data: str, out: str,
+                 overrides: Sequence[str] = ()) -> dict[str, Any]:
+    """Complete dataset ``data`` (layout ``cfg.data.name``) into ``out`` with STCnet ``weights``.
+
+    tau, source_tau, the stripe count and the neighbour count are those STCnet was trained
+    with (its checkpoint's meta), not the config's; ``overrides`` (``KEY=VALUE``, the CLI's
+    ``--set``) replace them explicitly, and the summary lists them (``settings``,
+    ``overrides``)."""
     from vidreid.methods.vrstc.stc import complete_dataset, load_stc_generator
 
     generator, meta = load_stc_generator(weights)
+    settings, changed = completion_settings(meta, overrides, f"STCnet checkpoint {weights}")
+    for line in changed:
+        log.warning(line)
+    ignored = {"tau": cfg.locator.tau, "source_tau": cfg.locator.source_tau,
+               "num_regions": cfg.locator.num_regions,
+               "num_neighbours": cfg.generator.num_neighbours}
+    for key, value in ignored.items():
+        if value != settings[key] and not any(o.startswith(f"{key}=") for o in overrides):
+            log.warning("the config's %s (%s) is not used: completion uses the STCnet "
+                        "checkpoint's %s (pass --set %s=%s to override)", key, value,
+                        settings[key], key, value)
     options = to_container(cfg.data.options)
     reid = load_reid(to_container(cfg.reid.model), cfg.reid.weights)
-    return complete_dataset(
+    summary = complete_dataset(
         cfg.data.name, data, out, reid, generator, height=int(meta["height"]),
-        width=int(meta["width"]), options=options, num_regions=cfg.locator.num_regions,
-        tau=cfg.locator.tau, num_neighbours=cfg.generator.num_neighbours,
+        width=int(meta["width"]), options=options, num_regions=settings["num_regions"],
+        tau=settings["tau"], num_neighbours=settings["num_neighbours"],
         jpeg_quality=cfg.complete.jpeg_quality, device=_device(cfg),
         progress=cfg.train.progress, reid_size=reid_input_size(cfg, meta),
+        batch_frames=cfg.complete.batch_frames, source_tau=settings["source_tau"],
     )
+    summary["settings"], summary["overrides"] = settings, changed
+    return summary

@@ -4,9 +4,10 @@ STCnet is a GAN; it trains on the generic trainer with its own step (:class:`STC
 One step (:func:`train_stc`):
 
 1. take unoccluded frames (the occlusion locator found no occluded stripe) of training
-   tracklets, hide one random stripe (the same stripes the locator scores: the paper's
-   "synthetic region masks"), and give the generator the masked frame and its nearest
-   neighbouring frames of the tracklet (their own occluded stripes hidden);
+   tracklets, hide random stripes (the same stripes the locator scores, in the patterns of
+   1..R stripes that completion meets: the paper's "synthetic region masks"), and give the
+   generator the masked frame and its nearest neighbouring frames of the tracklet (their
+   likely-occluded stripes, under ``source_tau``, hidden: as in completion);
 2. discriminator step: the local discriminator sees the hidden stripe (real) and its
    completion (fake), the global one the whole frames; non-saturating BCE;
 3. generator step: ``L = w_rec * L1(hole) + w_local * adv_local + w_global * adv_global +
@@ -18,9 +19,11 @@ and identity terms are small (0.01) so that they refine, not drive, the completi
 
 :func:`complete_dataset` runs the locator over every tracklet of a dataset, completes the
 occluded stripes and writes a new dataset root with the same layout: every file of the
-dataset folder is hard-linked (copied across file systems), completed frames are
-re-encoded in their own format and atomically replace their link, so the input is never
-modified. ``build_dataset(same name, NEWROOT)`` then gives the same tracklets (paths
+dataset folder is hard-linked (copied across file systems), completed frames keep their own
+size and format, only the rows of their occluded stripes change, and they atomically replace
+their link, so the input is never modified. PNG / BMP frames keep every other pixel exactly;
+JPEG frames are re-encoded at quality 100 with 4:4:4 chroma (``JPEG_QUALITY``), which keeps
+the other pixels within a few levels (see ``JPEG_QUALITY``). ``build_dataset(same name, NEWROOT)`` then gives the same tracklets (paths
 rebased). A finished output holds ``vrstc_completion.json`` and is never overwritten.
 """
 
@@ -32,6 +35,7 @@ import math
 import os
 import shutil
 import tempfile
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -67,10 +71,20 @@ from vidreid.models.vrstc import (
 DEFAULT_NUM_NEIGHBOURS = 4
 FINISHED_MARKER = "vrstc_completion.json"
 IN_PROGRESS_MARKER = ".vrstc_incomplete"
-#: JPEG quality of re-encoded completed frames (ours; the benchmarks' JPEGs are q90-95).
-JPEG_QUALITY = 95
+#: JPEG quality and chroma subsampling (0 = 4:4:4) of re-encoded completed frames (ours).
+#: A completed JPEG frame must be re-encoded whole; at q100 4:4:4 its pixels outside the
+#: completed rows stay within a few levels of the input (measured on 40 synthetic q90-95
+#: frames: mean |diff| 0.16, max 3; q95 4:2:0: mean 1.7, max 36). PNG / BMP stay exact.
+JPEG_QUALITY = 100
+JPEG_SUBSAMPLING = 0
 PIL_FORMATS = {".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".bmp": "BMP"}
 STC_CHECKPOINT_VERSION = 1
+#: Decoded tracklets an :class:`STCTrainSamples` keeps per loader worker (ours; 0: decode
+#: only each sample's target and neighbours. At 256x128 a 400-frame tracklet is ~39 MB).
+DEFAULT_CACHE_TRACKLETS = 0
+#: Occluded frames sent through the generator at once in completion (ours; ~220 MiB of
+#: activations per frame at 256x128 with 4 neighbours).
+DEFAULT_BATCH_FRAMES = 8
 
 
 @dataclass
@@ -101,21 +115,36 @@ def reid_normalise(unit: torch.Tensor) -> torch.Tensor:
     return ((unit + 1) / 2 - mean) / std
 
 
-def load_tracklet(frames: Sequence[str], height: int, width: int) -> tuple[torch.Tensor, ...]:
-    """Original uint8 frames ``[T, 3, H0, W0]`` and the working copy ``[T, 3, H, W]`` in [-1, 1]."""
-    original = read_frames(list(frames))
-    work = TF.resize(original, [height, width], antialias=True)
-    return original, to_unit(work)
+def decode_each(frames: Sequence[str]) -> list[torch.Tensor]:
+    """Every frame decoded at its own size: uint8 ``[3, H_t, W_t]`` (DukeV's sizes vary)."""
+    return [read_frames([p])[0] for p in frames]
 
 
-def locator_input(original: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
-    """uint8 frames ``[T, 3, H0, W0]`` -> the re-ID network's input ``[T, 3, *size]``.
+def resize_each(frames: Sequence[str] | Sequence[torch.Tensor], height: int,
+                width: int) -> torch.Tensor:
+    """Frames (paths or uint8 ``[3, H_t, W_t]``) each resized from its own size: uint8
+    ``[T, 3, height, width]``."""
+    images = decode_each(frames) if frames and isinstance(frames[0], str) else frames
+    return torch.stack([TF.resize(im, [height, width], antialias=True) for im in images])
+
+
+def load_tracklet(frames: Sequence[str], height: int,
+                  width: int) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """The original uint8 frames (each ``[3, H_t, W_t]`` at its own size) and the working
+    copy ``[T, 3, H, W]`` in [-1, 1]."""
+    original = decode_each(frames)
+    return original, to_unit(resize_each(original, height, width))
+
+
+def locator_input(original: torch.Tensor | Sequence[torch.Tensor],
+                  size: Sequence[int]) -> torch.Tensor:
+    """uint8 frames (``[T, 3, H0, W0]`` or a list of ``[3, H_t, W_t]``) -> the re-ID
+    network's input ``[T, 3, *size]``.
 
     The locator runs at the re-ID network's own input size, which may differ from the
     generator's working size (a small generator is much cheaper to train).
     """
-    resized = TF.resize(original, list(size), antialias=True)
-    return reid_normalise(to_unit(resized))
+    return reid_normalise(to_unit(resize_each(list(original), size[0], size[1])))
 
 
 def neighbour_indices(length: int, t: int, num_neighbours: int) -> list[int]:
@@ -174,73 +203,152 @@ def locate_tracklets(
 
 
 # ----------------------------------------------------------------------------- training data
+def source_hidden(scores: np.ndarray | torch.Tensor, source_tau: float) -> torch.Tensor:
+    """Stripes that may not serve as a source of content for another frame: ``scores [T, R]
+    < source_tau`` (bool).
+
+    (ours) The paper hides only the stripes under tau (0.89). A neighbour's stripe that is
+    occluded but scored just above tau would let the temporal branch copy the occluder
+    back into the completed frame (37% of such slots on a small synthetic set), so sources
+    use a softer threshold ``source_tau >= tau``.
+    """
+    return torch.as_tensor(np.asarray(scores)) < source_tau
+
+
+class HiddenStripeSampler:
+    """Draws the stripes to hide in a training frame from the distribution of occlusion
+    patterns that completion meets: the rows of the locator's ``occluded [T, R]`` flags with
+    at least one stripe set (so 1..R stripes, at the positions they are found), each pattern
+    with its frequency among the occluded frames.
+
+    (ours) The paper trains with "synthetic region masks" and does not say which; without
+    any occluded frame to learn from, one stripe is drawn uniformly.
+    """
+
+    def __init__(self, occluded: Sequence[np.ndarray], num_regions: int) -> None:
+        rows = [np.asarray(o, dtype=bool).reshape(-1, num_regions) for o in occluded]
+        flagged = np.concatenate([r[r.any(axis=1)] for r in rows]) if rows else np.zeros(
+            (0, num_regions), dtype=bool)
+        if len(flagged):
+            patterns, counts = np.unique(flagged, axis=0, return_counts=True)
+        else:
+            patterns, counts = np.eye(num_regions, dtype=bool), np.ones(num_regions)
+        self.patterns = torch.from_numpy(patterns.astype(bool))  # [P, R]
+        self.probs = torch.from_numpy(counts / counts.sum()).float()  # [P]
+
+    def sample(self) -> torch.Tensor:
+        """One pattern ``[R]`` (bool), drawn with torch's RNG (seeded by the loader / worker)."""
+        return self.patterns[int(torch.multinomial(self.probs, 1))].clone()
+
+
 class STCTrainSamples(torch.utils.data.Dataset):
-    """Training samples for STCnet: an unoccluded frame with one random stripe hidden.
+    """Training samples for STCnet: an unoccluded frame with random stripes hidden.
 
-    Item: ``frame [3,H,W]``, ``mask [1,H,W]``, ``stripe`` (index), ``neighbours [M,3,H,W]``,
-    ``neighbour_mask [M,1,H,W]``, ``pid``. ``occluded[i]`` is tracklet ``i``'s locator result
-    ``[T, R]``: only frames without an occluded stripe are targets.
+    Item: ``frame [3,H,W]``, ``mask [1,H,W]``, ``stripes [R]`` (bool, the hidden ones),
+    ``neighbours [M,3,H,W]``, ``neighbour_mask [M,1,H,W]``, ``pid``. ``scores[i]`` is
+    tracklet ``i``'s locator scores ``[T, R]``: frames without a stripe under ``tau`` are
+    targets; the hidden stripes follow :class:`HiddenStripeSampler` (the patterns the
+    locator flags at ``tau``); neighbours' stripes under ``source_tau`` are hidden from the
+    temporal branch (:func:`source_hidden`), as in completion.
 
-    Each tracklet is decoded and resized once, then kept at the working size as uint8
-    (``T * 3 * H * W`` bytes; each DataLoader worker holds its own cache): a sample needs
-    its target and neighbours, and decoding + resizing the whole tracklet for every sample
-    cost ~0.05 s per sample (32-frame tracklets at 128x64, one core).
+    Memory stays bounded: by default (``cache_tracklets=0``) a sample decodes only its
+    target and its ``M`` neighbours. ``cache_tracklets=N`` keeps the last ``N`` decoded
+    tracklets whole at the working size as uint8 (``T * 3 * H * W`` bytes each; each
+    DataLoader worker holds its own), least recently used evicted first: worth it only
+    when samples of a tracklet come close together (short tracklets, small sets); caching
+    every tracklet would hold the whole training set (~50 GB per worker for MARS at 256x128).
     """
 
     def __init__(
         self,
         tracklets: Sequence[Tracklet],
-        occluded: Sequence[np.ndarray],
+        scores: Sequence[np.ndarray],
         *,
         height: int,
         width: int,
+        tau: float = OCCLUSION_TAU,
+        source_tau: float | None = None,
         num_neighbours: int = DEFAULT_NUM_NEIGHBOURS,
+        cache_tracklets: int = DEFAULT_CACHE_TRACKLETS,
     ) -> None:
-        if len(tracklets) != len(occluded):
-            raise ValueError(f"{len(tracklets)} tracklets but {len(occluded)} locator results")
+        if cache_tracklets < 0:
+            raise ValueError(f"cache_tracklets must be >= 0, got {cache_tracklets}")
+        if len(tracklets) != len(scores):
+            raise ValueError(f"{len(tracklets)} tracklets but {len(scores)} locator results")
+        source_tau = tau if source_tau is None else source_tau
+        check_source_tau(tau, source_tau)
         self.tracklets = list(tracklets)
-        self.occluded = [np.asarray(o, dtype=bool) for o in occluded]
+        self.scores = [np.asarray(s, dtype=np.float32) for s in scores]
+        self.occluded = [s < tau for s in self.scores]
+        self.hidden_sources = [source_hidden(s, source_tau) for s in self.scores]
         self.height, self.width, self.num_neighbours = height, width, num_neighbours
-        self.num_regions = self.occluded[0].shape[1] if self.occluded else DEFAULT_NUM_REGIONS
+        self.num_regions = self.scores[0].shape[1] if self.scores else DEFAULT_NUM_REGIONS
+        self.sampler = HiddenStripeSampler(self.occluded, self.num_regions)
         self.items = [(i, t) for i, occ in enumerate(self.occluded)
                       for t in np.flatnonzero(~occ.any(axis=1))]
         if not self.items:
             raise ValueError("no unoccluded frame to train STCnet on (is tau too high?)")
-        self._frames: dict[int, torch.Tensor] = {}  # tracklet -> uint8 [T, 3, H, W]
+        self.cache_tracklets = cache_tracklets
+        self._frames: OrderedDict[int, torch.Tensor] = OrderedDict()  # LRU: uint8 [T,3,H,W]
 
     def working_frames(self, i: int) -> torch.Tensor:
-        """Tracklet ``i`` at the working size in [-1, 1], ``[T, 3, H, W]`` (decoded once)."""
-        if i not in self._frames:
-            original = read_frames(list(self.tracklets[i].frames))
-            self._frames[i] = TF.resize(original, [self.height, self.width], antialias=True)
-        return to_unit(self._frames[i])
+        """Tracklet ``i`` at the working size in [-1, 1], ``[T, 3, H, W]`` (LRU-cached)."""
+        frames = self._frames.get(i)
+        if frames is None:
+            frames = resize_each(self.tracklets[i].frames, self.height, self.width)
+            if self.cache_tracklets:
+                self._frames[i] = frames
+                while len(self._frames) > self.cache_tracklets:
+                    self._frames.popitem(last=False)  # least recently used
+        else:
+            self._frames.move_to_end(i)
+        return to_unit(frames)
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         i, t = self.items[index]
-        work = self.working_frames(i)
-        holes = stripe_mask(torch.from_numpy(self.occluded[i]), self.height, self.width)
-        stripe = int(torch.randint(self.num_regions, ()))  # seeded by the loader / worker
-        flags = torch.zeros(self.num_regions, dtype=torch.bool)
-        flags[stripe] = True
-        nb, nb_mask = neighbour_batch(work, holes, [int(t)], self.num_neighbours)
+        length = len(self.tracklets[i].frames)
+        idx = [int(t), *neighbour_indices(length, int(t), self.num_neighbours)]
+        if self.cache_tracklets:
+            work = self.working_frames(i)[idx]  # [1 + M, 3, H, W]
+        else:  # decode only the target and its neighbours
+            paths = self.tracklets[i].frames
+            work = to_unit(resize_each([paths[j] for j in idx], self.height, self.width))
+        sources = stripe_mask(self.hidden_sources[i][idx], self.height, self.width)
+        nb_mask = sources[1:].clone()
+        if length == 1:
+            nb_mask.fill_(1.0)  # no other frame: nothing to read
+        flags = self.sampler.sample()
         return {
-            "frame": work[t], "mask": stripe_mask(flags, self.height, self.width),
-            "stripe": stripe, "neighbours": nb[0], "neighbour_mask": nb_mask[0],
+            "frame": work[0], "mask": stripe_mask(flags, self.height, self.width),
+            "stripes": flags, "neighbours": work[1:], "neighbour_mask": nb_mask,
             "pid": self.tracklets[i].pid,
         }
 
 
+def check_source_tau(tau: float, source_tau: float) -> None:
+    """``source_tau`` must be at least ``tau`` (a source is at least as clean as a kept stripe)."""
+    if source_tau < tau:
+        raise ValueError(f"locator.source_tau ({source_tau}) must be >= locator.tau ({tau}): "
+                         "neighbour stripes under tau are occluded and never a source")
+
+
 def crop_stripes(images: torch.Tensor, stripes: torch.Tensor, num_regions: int) -> torch.Tensor:
-    """Each image's stripe, resized to a common height: ``[N,3,H,W] -> [N,3,round(H/R),W]``."""
+    """Each image's hidden region (the rows from its first to its last hidden stripe,
+    ``stripes [N, R]`` bool), resized to one stripe's height: ``[N,3,H,W] ->
+    [N,3,round(H/R),W]`` (the local discriminator's input)."""
     h, w = images.shape[-2:]
     bounds = stripe_bounds(h, num_regions)
     size = [max(1, round(h / num_regions)), w]
-    crops = [images[n : n + 1, :, bounds[s][0] : bounds[s][1]] for n, s in enumerate(stripes)]
-    return torch.cat([F.interpolate(c, size=size, mode="bilinear", align_corners=False)
-                      for c in crops])
+    crops = []
+    for n in range(images.shape[0]):
+        hidden = torch.nonzero(stripes[n]).flatten()
+        top, bottom = bounds[int(hidden[0])][0], bounds[int(hidden[-1])][1]
+        crops.append(F.interpolate(images[n : n + 1, :, top:bottom], size=size,
+                                   mode="bilinear", align_corners=False))
+    return torch.cat(crops)
 
 
 # ----------------------------------------------------------------------------- training
@@ -271,7 +379,7 @@ class STCStep:
         device, w = trainer.device, self.weights
         d_local, d_global = self.discriminators["local"], self.discriminators["global"]
         frame, mask = batch["frame"].to(device), batch["mask"].to(device)
-        stripes, pids = batch["stripe"], batch["pid"].to(device)
+        stripes, pids = batch["stripes"], batch["pid"].to(device)
         with trainer.autocast():
             out = trainer.net(frame, mask, batch["neighbours"].to(device),
                               batch["neighbour_mask"].to(device))
@@ -343,15 +451,21 @@ def train_stc(
     amp: str = "off",
     log_every: int = 50,
     progress: bool = False,
-    locator_results: Sequence[np.ndarray] | None = None,
+    locator_scores: Sequence[np.ndarray] | None = None,
     reid_size: tuple[int, int] | None = None,
     resume: bool = False,
+    cache_tracklets: int = DEFAULT_CACHE_TRACKLETS,
+    source_tau: float | None = None,
+    guider: VideoReIDModel | None = None,
 ) -> dict[str, Any]:
     """Train STCnet on ``tracklets`` (training split) and save it to ``out_path``.
 
     ``reid`` is the trained re-ID network (training identities = ``tracklets``' pids): it is
-    the locator's feature extractor and the frozen ID guider. ``locator_results`` (``[T, R]``
-    bool per tracklet) skips the locating pass. ``height`` x ``width`` is the generator's
+    the locator's feature extractor and the frozen ID guider. ``locator_scores`` (``[T, R]``
+    per tracklet) skips the locating pass. ``source_tau`` (default ``tau``): neighbour
+    stripes scored under it are hidden from the temporal branch (:func:`source_hidden`).
+    ``guider``: the ID guider's network (the paper's frame-level ResNet-50 CE), seeing frames
+    at ``reid_size``; None: ``reid`` serves (ours). ``height`` x ``width`` is the generator's
     working size; ``reid_size`` the re-ID network's input size (default: the same), at which
     the locator and the ID guider see frames. Training runs on the generic trainer, which
     keeps ``last.pt`` beside ``out_path`` (``resume=True`` continues from it). Returns the
@@ -363,24 +477,28 @@ def train_stc(
     device = torch.device(device)
     torch.manual_seed(seed)
     reid_size = tuple(reid_size or (height, width))
-    if locator_results is None:
+    source_tau = tau if source_tau is None else source_tau
+    check_source_tau(tau, source_tau)
+    if locator_scores is None:
         located = locate_tracklets(reid, tracklets, height=reid_size[0], width=reid_size[1],
                                    num_regions=num_regions, tau=tau, device=device,
                                    progress=progress)
-        locator_results = [r["occluded"] for r in located]
-    samples = STCTrainSamples(tracklets, locator_results, height=height, width=width,
-                              num_neighbours=num_neighbours)
+        locator_scores = [r["scores"] for r in located]
+    samples = STCTrainSamples(tracklets, locator_scores, height=height, width=width, tau=tau,
+                              source_tau=source_tau, num_neighbours=num_neighbours,
+                              cache_tracklets=cache_tracklets)
     loader = torch.utils.data.DataLoader(
         samples, batch_size=batch_size, shuffle=True, drop_last=len(samples) >= batch_size,
         num_workers=num_workers, generator=torch.Generator().manual_seed(seed))
     nets = build_stc(base_channels)
     discriminators = nn.ModuleDict({"local": nets["local"], "global": nets["global"]})
     discriminators.to(device).train()
-    guider = IDGuider(reid, IMAGENET_MEAN, IMAGENET_STD, size=reid_size).to(device)
+    id_guider = IDGuider(guider if guider is not None else reid, IMAGENET_MEAN, IMAGENET_STD,
+                         size=reid_size).to(device)
     g = nets["generator"]
     opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=betas)
     opt_d = torch.optim.Adam(discriminators.parameters(), lr=lr, betas=betas)
-    step = STCStep(discriminators, opt_d, guider, w, num_regions)
+    step = STCStep(discriminators, opt_d, id_guider, w, num_regions)
     history = _History(log_every, steps)
     run_dir = Path(out_path).parent
     options = TrainOptions(
@@ -394,9 +512,10 @@ def train_stc(
     if result.interrupted:
         raise KeyboardInterrupt(f"STCnet training stopped; resume it from {run_dir}")
     meta = {"height": height, "width": width, "reid_size": list(reid_size),
-            "num_regions": num_regions, "tau": tau,
+            "num_regions": num_regions, "tau": tau, "source_tau": source_tau,
             "num_neighbours": num_neighbours, "base_channels": base_channels,
-            "weights": asdict(w), "steps": steps}
+            "weights": asdict(w), "steps": steps,
+            "guider": "reid network" if guider is None else type(guider).__name__}
     atomic_torch_save({"version": STC_CHECKPOINT_VERSION, "meta": meta,
                        **{k: net.state_dict() for k, net in nets.items()}}, out_path)
     return {"last": history.last, "history": history.records, "path": str(out_path),
@@ -425,32 +544,59 @@ def load_stc_generator(path: str | os.PathLike[str]) -> tuple[STCGenerator, dict
 @torch.no_grad()
 def complete_tracklet(
     generator: STCGenerator,
-    original: torch.Tensor,
+    original: torch.Tensor | Sequence[torch.Tensor],
     work: torch.Tensor,
     occluded: torch.Tensor,
     num_neighbours: int = DEFAULT_NUM_NEIGHBOURS,
+    batch_frames: int = DEFAULT_BATCH_FRAMES,
+    hidden_sources: torch.Tensor | None = None,
 ) -> dict[int, torch.Tensor]:
-    """Complete the occluded stripes of one tracklet.
+    """Complete the occluded stripes of one tracklet, ``batch_frames`` target frames at a time
+    (bounded memory; the result does not depend on it: the generator has no batch-coupled
+    layer in eval mode).
 
-    ``original`` uint8 ``[T,3,H0,W0]``, ``work`` ``[T,3,H,W]`` in [-1, 1], ``occluded [T,R]``
-    bool. Returns ``{t: uint8 [3, H0, W0]}`` for every frame with an occluded stripe: the
-    original pixels outside the stripes, the generator's output (resized to the original
-    size) inside them.
+    ``original``: the uint8 frames at their own sizes (``[T,3,H0,W0]`` or a list of
+    ``[3, H_t, W_t]``), ``work`` ``[T,3,H,W]`` in [-1, 1], ``occluded [T,R]`` bool. Returns
+    ``{t: uint8 [3, H_t, W_t]}`` for every frame with an occluded stripe, at that frame's own
+    size: its original pixels outside the occluded stripes' rows, exactly, and the
+    generator's output (resized to the frame's size) inside them. ``hidden_sources [T, R]``
+    (bool, default ``occluded``): the neighbours' stripes the temporal branch may not read
+    (:func:`source_hidden`; must include ``occluded``).
     """
     targets = [int(t) for t in torch.nonzero(occluded.any(dim=1)).flatten()]
     if not targets:
         return {}
+    if batch_frames < 1:
+        raise ValueError(f"batch_frames must be >= 1, got {batch_frames}")
     device = next(generator.parameters()).device
     h, w = work.shape[-2:]
     holes = stripe_mask(occluded, h, w)  # [T, 1, H, W]
-    nb, nb_mask = neighbour_batch(work, holes, targets, num_neighbours)
-    out = generator(work[targets].to(device), holes[targets].to(device), nb.to(device),
-                    nb_mask.to(device))["completed"].cpu()  # [N, 3, H, W]
+    if hidden_sources is None:
+        sources = holes
+    else:
+        sources = stripe_mask(hidden_sources | occluded, h, w)
+    done: dict[int, torch.Tensor] = {}
+    for start in range(0, len(targets), batch_frames):
+        chunk = targets[start : start + batch_frames]
+        nb, nb_mask = neighbour_batch(work, sources, chunk, num_neighbours)
+        out = generator(work[chunk].to(device), holes[chunk].to(device), nb.to(device),
+                        nb_mask.to(device))["completed"].cpu()  # [n, 3, H, W]
+        for n, t in enumerate(chunk):
+            done[t] = merge_stripes(original[t], out[n], occluded[t])
+    return done
+
+
+def merge_stripes(original: torch.Tensor, completed: torch.Tensor,
+                  occluded: torch.Tensor) -> torch.Tensor:
+    """``original`` uint8 ``[3, H0, W0]`` with the rows of its ``occluded [R]`` stripes taken
+    from ``completed`` (``[3, H, W]`` in [-1, 1], resized to ``H0 x W0``); the other rows are
+    the original's, untouched."""
     h0, w0 = original.shape[-2:]
-    big = to_uint8(TF.resize(out, [h0, w0], antialias=True))  # [N, 3, H0, W0]
-    big_holes = stripe_mask(occluded[targets], h0, w0).bool()  # [N, 1, H0, W0]
-    merged = torch.where(big_holes, big, original[targets])
-    return {t: merged[n] for n, t in enumerate(targets)}
+    big = to_uint8(TF.resize(completed, [h0, w0], antialias=True))
+    rows = stripe_mask(occluded, h0, w0)[0, :, 0].bool()  # [H0]
+    merged = original.clone()
+    merged[:, rows] = big[:, rows]
+    return merged
 
 
 def _save_frame(path: Path, image: torch.Tensor, jpeg_quality: int) -> None:
@@ -459,7 +605,7 @@ def _save_frame(path: Path, image: torch.Tensor, jpeg_quality: int) -> None:
     if fmt is None:
         raise ValueError(f"cannot re-encode {path}: unknown image format {path.suffix!r}")
     buf = io.BytesIO()
-    opts = {"quality": jpeg_quality} if fmt == "JPEG" else {}
+    opts = {"quality": jpeg_quality, "subsampling": JPEG_SUBSAMPLING} if fmt == "JPEG" else {}
     Image.fromarray(image.permute(1, 2, 0).numpy()).save(buf, format=fmt, **opts)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -514,6 +660,8 @@ def complete_dataset(
     device: torch.device | str = "cpu",
     progress: bool = False,
     reid_size: tuple[int, int] | None = None,
+    batch_frames: int = DEFAULT_BATCH_FRAMES,
+    source_tau: float | None = None,
 ) -> dict[str, Any]:
     """Write the completed copy of dataset ``name`` at ``root`` to ``out``; returns a summary.
 
@@ -542,6 +690,8 @@ def complete_dataset(
     unique = list(dict.fromkeys(t.frames for t in
                                 (*dataset.train, *dataset.query, *dataset.gallery)))
     reid_size = tuple(reid_size or (height, width))
+    source_tau = tau if source_tau is None else source_tau
+    check_source_tau(tau, source_tau)
     frames_done = regions_done = frames_seen = 0
     for frames in tqdm(unique, desc="complete", disable=not progress):
         rel = []
@@ -551,8 +701,11 @@ def complete_dataset(
                 raise DatasetError(f"frame {p} lies outside the dataset folder {ddir}")
             rel.append(path.relative_to(ddir))
         original, work = load_tracklet(frames, height, width)
-        occluded = locator(locator_input(original, reid_size).to(device))["occluded"].cpu()
-        done = complete_tracklet(generator, original, work, occluded, num_neighbours)
+        located = locator(locator_input(original, reid_size).to(device))
+        occluded = located["occluded"].cpu()
+        done = complete_tracklet(generator, original, work, occluded, num_neighbours,
+                                 batch_frames=batch_frames,
+                                 hidden_sources=source_hidden(located["scores"].cpu(), source_tau))
         for t, image in done.items():
             _save_frame(out_ddir / rel[t], image, jpeg_quality)
         frames_seen += len(frames)
@@ -561,6 +714,7 @@ def complete_dataset(
     summary = {"dataset": name, "input": str(root_abs), "output": str(out_abs),
                "tracklets": len(unique), "frames": frames_seen, "frames_completed": frames_done,
                "regions_completed": regions_done, "num_regions": num_regions, "tau": tau,
+               "source_tau": source_tau,
                "height": height, "width": width, "reid_size": list(reid_size),
                "num_neighbours": num_neighbours}
     fd, tmp = tempfile.mkstemp(prefix=f".{FINISHED_MARKER}.", dir=out_abs)
