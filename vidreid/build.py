@@ -260,6 +260,7 @@ def evaluate(
         batch_size=cfg.eval.batch_size, num_workers=d.num_workers, device=device,
         amp=cfg.train.amp, channels_last=cfg.train.channels_last, progress=progress,
         compile=cfg.eval.compile,
+        rerank=to_container(cfg.eval.rerank_opts) if cfg.eval.rerank else None,
     )
 
 
@@ -334,12 +335,20 @@ def init_from_checkpoint(
     anything else that does not match is an error. ``modules`` (``train.init_modules``, e.g.
     ``[backbone]``): take only the tensors under these submodules and require all of the
     model's there; the rest stays initialised (GLTR's stage 2 starts its backbone from a
-    stage-1 frame classifier).
+    stage-1 frame classifier). A checkpoint of another toolkit (torchreid, FastReID) or a
+    backbone file seeds the frame encoder (:func:`vidreid.models.foreign.load_frame_encoder`).
     """
     from vidreid.engine.checkpoint import load_model_weights
+    from vidreid.models.foreign import is_own_layout, load_frame_encoder
 
     source = f"train.init_from={path}"
     state = load_model_weights(path)
+    if not modules and not is_own_layout(model, state):  # torchreid / FastReID / backbone
+        try:
+            load_frame_encoder(model, path)
+        except ValueError as exc:
+            raise ValueError(f"train.init_from: {exc}") from None
+        return
     if not modules:
         load_weights(model, state, source, classifier="skip-mismatched")
         return
@@ -429,10 +438,15 @@ def load_model(
 
     if not Path(weights).is_file():
         raise FileNotFoundError(f"weights file not found: {weights}")
+    from vidreid.models.foreign import is_own_layout, load_frame_encoder
+
     state = load_model_weights(weights)
     num_classes = _num_classes(raw if raw is not None else _load_raw(Path(weights)), state)
     model = build_model(cfg, num_classes)
-    load_weights(model, state, str(weights), classifier=classifier)
+    if is_own_layout(model, state):
+        load_weights(model, state, str(weights), classifier=classifier)
+    else:  # a torchreid / FastReID checkpoint or a backbone file: the frame encoder
+        load_frame_encoder(model, weights)
     return model.eval(), num_classes
 
 

@@ -5,6 +5,10 @@ Each package contributes its sub-commands through a ``commands`` module exposing
 (``vidreid/methods/<name>/``) with a ``commands`` module is found without an edit here.
 Only commands read config files (through :mod:`vidreid.build`); the library takes plain
 arguments and never imports a command module.
+
+Output: a command's results (tables, the run folder, written paths) go to stdout; progress,
+warnings and errors are ``logging`` records on stderr (``--quiet``: warnings and errors only;
+``--verbose``: debug too). Progress bars are drawn only on a terminal.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import logging
 import os
 import pkgutil
 import signal
 import sys
 from pathlib import Path
+
+logger = logging.getLogger("vidreid")
 
 COMMAND_MODULES = (
     "vidreid.data.commands",
@@ -25,6 +32,7 @@ COMMAND_MODULES = (
     "vidreid.retrieval.commands",
     "vidreid.retrieval.extract_commands",
     "vidreid.retrieval.ingest_commands",
+    "vidreid.retrieval.track_commands",
 )
 
 
@@ -39,8 +47,43 @@ def method_command_modules() -> list[str]:
     return sorted(found)
 
 
+class _Formatter(logging.Formatter):
+    """Plain messages; warnings and errors say so (``warning: ...``, ``vidreid: error: ...``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if record.levelno >= logging.ERROR:
+            return f"vidreid: error: {text}"
+        if record.levelno >= logging.WARNING:
+            return f"warning: {text}"
+        return text
+
+
+def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
+    """One stderr handler on the ``vidreid`` logger; hides progress bars off a terminal."""
+    level = logging.WARNING if quiet else logging.DEBUG if verbose else logging.INFO
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter("%(message)s"))
+    root = logging.getLogger("vidreid")
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False
+    if quiet or not sys.stderr.isatty():
+        os.environ["TQDM_DISABLE"] = "1"  # tqdm's default for bars not told otherwise
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vidreid", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="vidreid", description="Video person re-identification: train, evaluate, search."
+        " Run vidreid COMMAND --help for a command's options.")
+    verbosity = parser.add_mutually_exclusive_group()
+    # own dests: a sub-command's --quiet (no progress bar) must not reset these
+    verbosity.add_argument("-q", "--quiet", dest="log_quiet", action="store_true",
+                           help="print results, warnings and errors only")
+    verbosity.add_argument("-v", "--verbose", dest="log_verbose", action="store_true",
+                           help="also debug messages")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in (*COMMAND_MODULES, *method_command_modules()):
         try:
@@ -94,6 +137,7 @@ def _stdout_closed() -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging(args.log_quiet, args.log_verbose)
     try:
         status = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe (`| head`) surfaces here, inside the handler
@@ -101,18 +145,18 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         return _stdout_closed()
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        logger.warning("interrupted")
         return 130
     except (ValueError, FileNotFoundError, KeyError) as exc:
         # Library errors are written to be read by users: show them without a traceback.
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"vidreid: error: {msg}", file=sys.stderr)
+        logger.error("%s", msg)
         return EXIT_BAD_INPUT
     except OSError as exc:  # read-only folder, full disk, ... (the file is named)
         msg = os_error_message(exc)
         if msg is None:
             raise
-        print(f"vidreid: error: {msg}", file=sys.stderr)
+        logger.error("%s", msg)
         return EXIT_IO_ERROR
 
 

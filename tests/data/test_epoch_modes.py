@@ -131,7 +131,7 @@ def test_bad_epoch_options_are_explained():
                             iterations=3)
 
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "vidreid" / "configs"
 
 
 @pytest.mark.parametrize(

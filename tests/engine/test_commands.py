@@ -15,7 +15,7 @@ from vidreid.engine.checkpoint import load_checkpoint
 from vidreid.engine.config import load_config
 from vidreid.engine.inference import evaluate_model
 
-CONFIG = str(Path(__file__).resolve().parents[2] / "configs" / "baselines" / "tp_synth.yaml")
+CONFIG = str(Path(__file__).resolve().parents[2] / "vidreid" / "configs" / "baselines" / "tp_synth.yaml")
 EPOCHS = 15
 
 

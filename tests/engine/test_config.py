@@ -9,7 +9,7 @@ import torch
 
 from vidreid.engine.config import load_config, save_config, to_container
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+CONFIGS = Path(__file__).resolve().parents[2] / "vidreid" / "configs"
 
 
 def write(path: Path, text: str) -> Path:
@@ -81,6 +81,31 @@ def test_model_weights_in_config_reach_the_backbone(tmp_path: Path) -> None:
                           [f"model.weights={tmp_path / 'nope.pth'}"])
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         B.build_model(missing, num_classes=4)
+
+
+def test_packaged_names_resolve_like_paths() -> None:
+    from vidreid.engine.config import PACKAGED_CONFIGS, packaged_configs, resolve_config
+
+    names = packaged_configs()
+    assert "cosam/mars" in names and "baselines/tp_synth" in names
+    by_name = load_config("baselines/tp_synth")
+    by_path = load_config(PACKAGED_CONFIGS / "baselines" / "tp_synth.yaml")
+    assert to_container(by_name) == to_container(by_path)
+    # the old checkout path and the name with its suffix resolve to the same file
+    assert resolve_config("configs/cosam/mars.yaml").resolve() == PACKAGED_CONFIGS / "cosam" / "mars.yaml"
+    assert resolve_config("cosam/mars.yaml") == PACKAGED_CONFIGS / "cosam" / "mars.yaml"
+
+
+def test_unknown_config_name_lists_close_names() -> None:
+    with pytest.raises(FileNotFoundError, match="cosam/mars"):
+        load_config("cosam/marss")
+
+
+def test_old_checkout_path_resolves_outside_a_clone(tmp_path: Path, monkeypatch) -> None:
+    from vidreid.engine.config import PACKAGED_CONFIGS, resolve_config
+
+    monkeypatch.chdir(tmp_path)  # no configs/ here: the packaged file is found
+    assert resolve_config("configs/cosam/mars.yaml") == PACKAGED_CONFIGS / "cosam" / "mars.yaml"
 
 
 def test_yaml11_boolean_words_on_the_command_line_stay_strings() -> None:

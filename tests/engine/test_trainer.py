@@ -213,7 +213,7 @@ def test_sigterm_saves_checkpoint_and_exits_cleanly(tmp_path: Path) -> None:
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 143, err
     assert "Traceback" not in err
-    assert "SIGTERM: saved" in out
+    assert "SIGTERM: saved" in err  # a logging warning (stderr), not a print
     ckpt = load_checkpoint(run / "last.pt")
     assert ckpt["epoch"] == 1 and ckpt["step_in_epoch"] >= 1
 

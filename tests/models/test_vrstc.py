@@ -26,7 +26,7 @@ from vidreid.models.vrstc import (
 
 H, W = 64, 32
 NUM_CLASSES = 10
-CONFIG_DIR = Path(__file__).parents[2] / "configs" / "vrstc"
+CONFIG_DIR = Path(__file__).parents[2] / "vidreid" / "configs" / "vrstc"
 TINY = ["model.backbone=tiny", "model.layer2_blocks=[0]", "model.layer3_blocks=[0]"]
 
 

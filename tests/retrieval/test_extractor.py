@@ -50,13 +50,13 @@ def test_tracklet_forms_agree_and_single_gives_a_vector(dataset):
     paths = list(dataset.query[0].frames)
     arrays = [np.asarray(Image.open(p).convert("RGB")) for p in paths]
     uint8 = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
-    by_path = ex(paths)
+    by_path = ex.tracklet(paths)
     assert by_path.shape == (ex.feature_dim,) and not by_path.is_inference()
     for feat in ex.iter_features([paths, paths]):  # no inference/autocast state leaks out
         assert not torch.is_inference_mode_enabled() and not torch.is_autocast_enabled("cpu")
         torch.testing.assert_close(feat, by_path)
-    torch.testing.assert_close(ex(arrays), by_path)
-    torch.testing.assert_close(ex(uint8), by_path)
+    torch.testing.assert_close(ex.tracklet(arrays), by_path)
+    torch.testing.assert_close(ex.tracklet(uint8), by_path)
     torch.testing.assert_close(ex(dataset.query[0]), by_path)
     batch = ex([paths, dataset.query[1]])
     assert batch.shape == (2, ex.feature_dim)
@@ -88,7 +88,7 @@ def test_corrupt_frame_in_a_worker_names_the_file(tmp_path):
     ex = FeatureExtractor(tiny_config(), None, num_workers=1)
     frames = [good] * (MIN_FRAMES_FOR_WORKERS + 3) + [str(bad)]  # enough to use the worker
     with pytest.raises(ValueError, match="corrupt.jpg") as info:
-        ex(frames)
+        ex.tracklet(frames)
     assert "Traceback" not in str(info.value)
 
 
@@ -172,3 +172,58 @@ def test_import_vidreid_is_light_and_exposes_the_extractor():
     code = ("import sys, vidreid; assert 'torch' not in sys.modules; "
             "from vidreid import FeatureExtractor; assert 'torch' in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+def _run_folder(tmp_path: Path, cfg: dict) -> tuple[Path, Path, Path]:
+    """A run folder as vidreid train leaves it (config.yaml + last.pt)."""
+    run = tmp_path / "run"
+    run.mkdir()
+    config, weights = write_model(run, cfg)
+    weights.rename(run / "last.pt")
+    return run, config, run / "last.pt"
+
+
+def test_from_run_equals_config_plus_weights(dataset, tmp_path):
+    from vidreid.retrieval.extractor import open_extractor
+
+    run, config, weights = _run_folder(tmp_path, tiny_config())
+    by_run = FeatureExtractor.from_run(run, amp="off")
+    by_files = FeatureExtractor(str(config), str(weights), amp="off")
+    assert by_run.identity == by_files.identity  # same index compatibility
+    torch.testing.assert_close(by_run(dataset.query), by_files(dataset.query))
+    torch.testing.assert_close(open_extractor(str(run), amp="off")(dataset.query),
+                               by_files(dataset.query))
+    with pytest.raises(ValueError, match="--weights"):
+        open_extractor(str(config))  # a config alone names what is missing
+
+
+def test_images_and_tracklets_are_separate_calls(dataset):
+    ex = FeatureExtractor(tiny_config(), None, amp="off")
+    paths = list(dataset.query[0].frames)
+    per_image = ex.images(paths)
+    assert per_image.shape == (len(paths), ex.feature_dim)
+    for row, path in zip(per_image, paths, strict=True):
+        torch.testing.assert_close(row, ex.tracklet([path]))
+    per_tracklet = ex.tracklets([paths, dataset.query[1]])
+    assert per_tracklet.shape == (2, ex.feature_dim)
+    torch.testing.assert_close(per_tracklet[0], ex.tracklet(paths))
+    assert not torch.allclose(per_image.mean(0), per_image[0])  # frames differ: a real check
+    with pytest.raises(ValueError, match=r"images\(.*tracklets\("):
+        ex(paths)  # a flat list of frames: N images or one tracklet?
+
+
+def test_imagenet_zero_shot_extractor(dataset):
+    from vidreid.models.backbones.weights import imagenet_weights_path, read_state_dict
+    from vidreid.retrieval.extractor import open_extractor
+
+    ex = open_extractor("imagenet", amp="off")
+    assert ex.feature_dim == 1280 and ex.meta["model"]["weights"] == "imagenet"
+    # the installed file's tensors are in the model (remapped to torchvision's layout)
+    expected = ex.model.backbone.remap_state_dict(read_state_dict(imagenet_weights_path()))
+    state = ex.model.backbone.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in expected.items())
+    feats = ex(dataset.query)
+    assert feats.shape == (len(dataset.query), 1280) and torch.isfinite(feats).all()
+    # temporal average pooling: the tracklet's descriptor is the mean of its frames'
+    frames = list(dataset.query[0].frames)
+    torch.testing.assert_close(feats[0], ex.images(frames).mean(0), atol=1e-4, rtol=1e-4)

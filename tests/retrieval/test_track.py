@@ -83,6 +83,8 @@ def test_appearance_relinks_a_track_that_motion_alone_loses():
 
 
 def test_deepsort_wrapper_gives_stable_ids_and_needs_embeddings():
+    pytest.importorskip("deep_sort_realtime", reason="--tracker deepsort is the one feature "
+                        "outside vidreid[retrieval] (pip install --no-deps deep-sort-realtime)")
     tracker = build_tracker("deepsort", n_init=2)
     assert isinstance(tracker, DeepSortTracker)
     emb = np.eye(2)

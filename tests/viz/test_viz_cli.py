@@ -16,7 +16,7 @@ from vidreid.models.base import VideoReIDModel
 from vidreid.viz import commands as viz_commands
 
 REPO = Path(__file__).parents[2]
-GLTR_CONFIG = str(REPO / "configs" / "gltr" / "synth.yaml")
+GLTR_CONFIG = str(REPO / "vidreid" / "configs" / "gltr" / "synth.yaml")
 SMALL = ["data.height=32", "data.width=16"]
 NUM_CLASSES = 5
 MASK_MODEL = "_test_viz_spatial_masks"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,15 @@ from vidreid.engine.config import load_config, to_container
 from vidreid.engine.run import run_dir_of, run_training
 from vidreid.engine.trainer import NonFiniteLossError
 
+logger = logging.getLogger(__name__)
 SPLIT_PLACEHOLDER = "{split}"
 NUM_SPLITS = 10
+
+
+def next_command(run_dir: Path, interrupted: bool) -> str:
+    """What to type after ``vidreid train``: resume an interrupted run, else evaluate it."""
+    run = shlex.quote(str(run_dir))
+    return f"next: vidreid train --resume {run}" if interrupted else f"next: vidreid eval {run}"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -52,7 +61,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         result, run_dir, _, _ = run_training(cfg, resume=resume)
     except NonFiniteLossError as exc:
-        print(f"vidreid: error: {exc}", file=sys.stderr)
+        logger.error("%s", exc)
         return 1
     finally:
         D.cleanup_distributed()
@@ -60,6 +69,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if result.last_eval:
             print("  ".join(f"{k} {v:.2f}" for k, v in result.last_eval.items()))
         print(f"run folder: {run_dir}")
+        print(next_command(run_dir, result.interrupted))
     if result.interrupted:
         return 130 if result.signal_name == "SIGINT" else 143
     return 0
@@ -88,9 +98,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     config, weights = (source, args.weights) if args.weights else (None, source)
     splits = list(range(NUM_SPLITS)) if args.all_splits else [None]
     if args.all_splits and SPLIT_PLACEHOLDER not in weights:
-        print(f"warning: {weights} has no {SPLIT_PLACEHOLDER} placeholder: the same"
-              " weights are evaluated on every split (their test ids may have been"
-              " trained on)", file=sys.stderr)
+        logger.warning("%s has no %s placeholder: the same weights are evaluated on every"
+                       " split (their test ids may have been trained on)", weights,
+                       SPLIT_PLACEHOLDER)
     per_split, cfg, trained = [], None, None
     try:
         for split in splits:
@@ -105,7 +115,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
                              progress=split is None)
             per_split.append(res)
             if split is not None and D.is_main_process():
-                print(f"split {split}: " + "  ".join(
+                logger.info("split %d: %s", split, "  ".join(
                     f"{p} R1 {100 * r.cmc[0]:.1f}" for p, r in res.items()))
         if not D.is_main_process():
             return 0
@@ -137,6 +147,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- configs
+def cmd_configs(args: argparse.Namespace) -> int:
+    """Print the packaged config names (optionally those containing ``args.match``)."""
+    from vidreid.engine.config import packaged_configs
+
+    names = [n for n in packaged_configs() if not args.match or args.match in n]
+    if not names:
+        raise ValueError(f"no packaged config name contains {args.match!r}")
+    sys.stdout.write("".join(f"{n}\n" for n in names))
+    return 0
+
+
 # ----------------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     from vidreid.engine.demo import run_demo
@@ -147,11 +169,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def register(subparsers: Any) -> None:
     """Add ``train``, ``eval`` and ``demo`` to the ``vidreid`` command."""
     p = subparsers.add_parser(
-        "train", help="train a model from a YAML config",
-        description="vidreid train CONFIG [key=value ...] | vidreid train --resume RUN [key=value]",
+        "train", help="train a model from a config (a packaged name or a YAML file)",
+        description="vidreid train CONFIG [key=value ...] | vidreid train --resume RUN [key=value]."
+                    " CONFIG is a packaged name such as baselines/tp_synth (vidreid configs"
+                    " lists them) or a YAML file.",
     )
     p.add_argument("items", nargs="*", metavar="CONFIG|KEY=VALUE",
-                   help="config file then dotted overrides, e.g. optim.lr=1e-4")
+                   help="config name or file, then dotted overrides, e.g. optim.lr=1e-4")
     p.add_argument("--resume", metavar="RUN", action=ValueThenOverrides,
                    help="continue the run in folder RUN (last.pt)")
     p.add_argument("--dry-run", action="store_true",
@@ -177,6 +201,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--compile", action="store_true",
                    help="torch.compile the frame encoder (same as eval.compile=true)")
     p.set_defaults(func=cmd_eval, more_items=[])
+
+    p = subparsers.add_parser(
+        "configs", help="list the packaged configs (names for vidreid train NAME)",
+        description="Lists the configs shipped with vidreid. Pass a name to vidreid train,"
+                    " e.g. vidreid train cosam/mars data.root=DATA.")
+    p.add_argument("match", nargs="?", help="only names containing this text, e.g. mars")
+    p.set_defaults(func=cmd_configs)
 
     p = subparsers.add_parser("demo", help="synthetic MARS-layout set: train TP, evaluate")
     p.add_argument("--out", default="runs/demo", help="folder for the data and the run")

@@ -10,10 +10,15 @@ model / criterion is built (:func:`vidreid.models.check_kwargs`).
 A YAML file may say ``base: relative/path.yaml``: the base is loaded first (recursively) and
 the file merged over it, so one method recipe serves several dataset configs. Dicts merge
 key by key (a derived file cannot delete a key of its base; set it to ``null`` instead).
+
+The recipes ship inside the package (``vidreid/configs/``, package data of the wheel): a
+config argument is a path, or a packaged name such as ``cosam/mars`` (see
+:func:`resolve_config`, ``vidreid configs``).
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +33,10 @@ from vidreid.atomic import write_text
 
 BASE_KEY = "base"
 MAX_BASE_DEPTH = 8
+PACKAGED_CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_SUFFIX = ".yaml"
+OLD_CONFIGS_PREFIX = "configs/"  # paths of a source checkout before the configs moved
+MAX_CLOSE_NAMES = 5
 
 
 @dataclass
@@ -124,6 +133,11 @@ class EvalConfig:
     ap: str = "auto"  # auto: trapezoid for the protocols that use it (build.eval_ap), else standard
     batch_size: int = 16  # clips per forward pass
     max_rank: int = 50
+    # k-reciprocal re-ranking (Zhong et al. 2017; vidreid.metrics.rerank): the paper's
+    # k1=20, k2=6, lambda=0.3. Holds [Q+G]-row neighbour lists: refused past its memory bound.
+    rerank: bool = False
+    rerank_opts: dict[str, Any] = field(
+        default_factory=lambda: {"k1": 20, "k2": 6, "lambda_value": 0.3})
     # torch.compile the frame encoder (fixed batch, on-disk cache; eager fallback): see
     # vidreid.engine.compile. Features equal eager within bf16 tolerance.
     compile: bool = False
@@ -163,6 +177,35 @@ def sampler_options(cfg: DictConfig) -> dict[str, Any]:
 def schema() -> DictConfig:
     """The default config (every key the schema knows), struct mode on."""
     return OmegaConf.structured(ExperimentConfig)
+
+
+def packaged_configs() -> list[str]:
+    """Names of the packaged configs (``cosam/mars``, ``vrstc/stc/synth``, ...), sorted."""
+    return sorted(p.relative_to(PACKAGED_CONFIGS).with_suffix("").as_posix()
+                  for p in PACKAGED_CONFIGS.rglob(f"*{CONFIG_SUFFIX}"))
+
+
+def resolve_config(name: str | os.PathLike[str]) -> Path:
+    """A config file from a path or a packaged name.
+
+    An existing file wins; else ``name`` (with or without ``.yaml``, with or without the
+    ``configs/`` prefix of the old source-checkout paths) is looked up in the packaged
+    configs. An unknown name raises ``FileNotFoundError`` listing the closest names.
+    """
+    path = Path(name)
+    if path.is_file():
+        return path
+    text = path.as_posix()
+    key = text[len(OLD_CONFIGS_PREFIX):] if text.startswith(OLD_CONFIGS_PREFIX) else text
+    key = key.removesuffix(CONFIG_SUFFIX)
+    packaged = PACKAGED_CONFIGS / f"{key}{CONFIG_SUFFIX}"
+    if key and not Path(key).is_absolute() and packaged.is_file():
+        return packaged
+    close = difflib.get_close_matches(key, packaged_configs(), n=MAX_CLOSE_NAMES, cutoff=0.4)
+    hint = (f"; closest packaged names: {', '.join(close)}" if close
+            else "; `vidreid configs` lists the packaged names")
+    raise FileNotFoundError(f"config file not found: {text} is neither a file nor a packaged"
+                            f" config name{hint}")
 
 
 def _read_yaml(path: Path, depth: int = 0) -> list[DictConfig]:
@@ -226,7 +269,7 @@ def load_config(
 ) -> DictConfig:
     """Load ``path`` (and its ``base:`` chain) over the schema, then apply ``overrides``.
 
-    ``path`` may also be a plain dict or a DictConfig (validated the same way); ``None``
+    ``path`` is a file or a packaged name (:func:`resolve_config`). It may also be a plain dict or a DictConfig (validated the same way); ``None``
     starts from the schema defaults. Unknown keys and values of the wrong type raise
     ``ValueError`` naming the key.
     """
@@ -234,7 +277,7 @@ def load_config(
         cfgs, where = [OmegaConf.create(to_container(path) if isinstance(path, DictConfig)
                                         else path)], "config"
     elif path is not None:
-        cfgs, where = _read_yaml(Path(path).resolve()), str(path)
+        cfgs, where = _read_yaml(resolve_config(path).resolve()), str(path)
     else:
         cfgs, where = [], "config"
     cfg = _merge(cfgs, where)

@@ -8,12 +8,14 @@ pid -1 and trapezoidal AP) and prints the tables and the run folder.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
-from vidreid.engine.config import load_config
+from vidreid.engine.config import PACKAGED_CONFIGS, load_config
 
-DEMO_CONFIG = Path(__file__).resolve().parents[2] / "configs" / "baselines" / "tp_synth.yaml"
+logger = logging.getLogger(__name__)
+DEMO_CONFIG = PACKAGED_CONFIGS / "baselines" / "tp_synth.yaml"
 DEMO_SEED = 0
 DEMO_CAMERAS = 6
 DEMO_SIZE = (128, 64)
@@ -31,7 +33,7 @@ def run_demo(out: str = "runs/demo", quick: bool = False) -> int:
 
     if not DEMO_CONFIG.is_file():
         raise FileNotFoundError(
-            f"demo config not found: {DEMO_CONFIG} (run the demo from a source checkout)"
+            f"demo config not found: {DEMO_CONFIG} (a broken install? reinstall vidreid)"
         )
     ids, max_len, epochs = QUICK if quick else FULL
     t0 = time.perf_counter()
@@ -39,10 +41,10 @@ def run_demo(out: str = "runs/demo", quick: bool = False) -> int:
     data_out = out_dir / f"synth-mars-{ids}ids-seed{DEMO_SEED}"
     if (data_out / "mars" / "info").is_dir():
         root = str(data_out)
-        print(f"using the synthetic set in {root}")
+        logger.info("using the synthetic set in %s", root)
     else:
-        print(f"generating a synthetic MARS-layout set ({ids} ids, {DEMO_CAMERAS} cameras,"
-              f" {DEMO_SIZE[0]}x{DEMO_SIZE[1]}) in {data_out} ...", flush=True)
+        logger.info("generating a synthetic MARS-layout set (%d ids, %d cameras, %dx%d) in %s"
+                    " ...", ids, DEMO_CAMERAS, DEMO_SIZE[0], DEMO_SIZE[1], data_out)
         root = generate(str(data_out), "mars", ids, DEMO_CAMERAS, DEMO_SEED,
                         size=DEMO_SIZE, max_len=max_len)
     t_data = time.perf_counter() - t0
@@ -51,7 +53,8 @@ def run_demo(out: str = "runs/demo", quick: bool = False) -> int:
     ])
     result, run_dir, model, _ = run_training(cfg, evaluate=False)  # evaluated below
     if result.interrupted:
-        print(f"demo interrupted; resume the training with: vidreid train --resume {run_dir}")
+        logger.warning("demo interrupted; resume the training with: vidreid train --resume %s",
+                       run_dir)
         return 130
     t_train = time.perf_counter() - t0 - t_data
     for protocol in ("torchreid", "official"):

@@ -159,8 +159,11 @@ def evaluate_model(
     channels_last: bool = True,
     progress: bool = False,
     compile: bool = False,
+    rerank: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Extract the features the ``protocols`` need and rank them (``{protocol: RankResult}``)."""
+    """Extract the features the ``protocols`` need and rank them (``{protocol: RankResult}``);
+    ``rerank``: k-reciprocal re-ranking options (:func:`vidreid.metrics.rerank.re_ranking`),
+    None for plain distances."""
     from vidreid.data.video_dataset import ImageDataset, TestClipDataset
     from vidreid.metrics.protocols import FeatureSet, evaluate_protocols
 
@@ -185,7 +188,7 @@ def evaluate_model(
     q, g = side(query, q_sides), side(gallery, g_sides)
     return evaluate_protocols(q, g, protocols=tuple(protocols), metric=metric,
                               junk_pids=tuple(junk_pids), ap=ap, normalize=normalize,
-                              max_rank=max_rank)
+                              max_rank=max_rank, rerank=rerank)
 
 
 #: The per-protocol figures :func:`summarize_results` reports (``train.best_metric`` picks one).

@@ -8,6 +8,7 @@ the step, multistep and cosine schedules. All are torch's own schedulers, so the
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 
 import torch
@@ -21,6 +22,8 @@ from torch.optim.lr_scheduler import (
     SequentialLR,
     StepLR,
 )
+
+logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("none", "step", "multistep", "warmup_cosine", "cosine")
@@ -63,10 +66,15 @@ def build_scheduler(
     if name not in SCHEDULES:
         raise ValueError(f"unknown schedule sched.name={name!r}; choose one of {SCHEDULES}")
     cosine = name in ("cosine", "warmup_cosine")
-    if warmup_epochs < 0 or (cosine and warmup_epochs >= epochs):
-        raise ValueError(
-            f"sched.warmup_epochs={warmup_epochs} must be >= 0 and < train.epochs={epochs}"
-        )
+    if warmup_epochs < 0:
+        raise ValueError(f"sched.warmup_epochs={warmup_epochs} must be >= 0")
+    if cosine and warmup_epochs >= epochs:
+        # A short run (a first try with train.epochs=2 of a recipe made for 30) keeps one
+        # cosine epoch: the warmup is shortened instead of refusing the recipe.
+        shortened = max(epochs - 1, 0)
+        logger.warning("sched.warmup_epochs=%d is not shorter than train.epochs=%d: warming up"
+                       " for %d epoch(s)", warmup_epochs, epochs, shortened)
+        warmup_epochs = shortened
     if name == "none":
         main: LRScheduler = ConstantLR(optimizer, factor=1.0, total_iters=0)
     elif name == "step":

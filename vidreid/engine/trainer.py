@@ -525,8 +525,8 @@ class Trainer:
                 if bar is not None:
                     bar.close()
                 if is_main:
-                    print(f"{result.signal_name}: saved {self.run_path / 'last.pt'}"
-                          f" at epoch {epoch + 1}, step {step + 1}", flush=True)
+                    log.warning("%s: saved %s at epoch %d, step %d", result.signal_name,
+                                   self.run_path / "last.pt", epoch + 1, step + 1)
                 return True
         if bar is not None:
             bar.close()
@@ -539,8 +539,8 @@ class Trainer:
         self.log(record, epoch + 1)
         result.history.append(record)
         if is_main and o.progress:
-            print(f"epoch {epoch + 1}/{o.epochs}: loss {record['loss']:.4f},"
-                  f" {record['clips_per_s']:.1f} clips/s, {elapsed:.1f}s", flush=True)
+            log.info("epoch %d/%d: loss %.4f, %.1f clips/s, %.1fs", epoch + 1, o.epochs,
+                        record["loss"], record["clips_per_s"], elapsed)
         _broadcast_buffers(self.model)  # BN statistics of rank 0 (what checkpoints hold)
         result.epochs_done = epoch + 1
         result.global_step = self.global_step

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -120,6 +121,9 @@ def _features(fs: FeatureSet, kind: str, side: str, protocol: str) -> torch.Tens
     return torch.as_tensor(feats)
 
 
+RERANK_OPTIONS = {"k1", "k2", "lambda_value", "max_memory_gb", "chunk_size"}
+
+
 def evaluate_protocols(
     query: FeatureSet,
     gallery: FeatureSet,
@@ -129,15 +133,34 @@ def evaluate_protocols(
     ap: str = "standard",
     normalize: bool = False,
     max_rank: int = 50,
+    rerank: dict[str, Any] | None = None,
 ) -> dict[str, RankResult]:
-    """Rank metrics for each of ``protocols`` (any of ``v2v``, ``i2v``, ``v2i``, ``i2i``)."""
+    """Rank metrics for each of ``protocols`` (any of ``v2v``, ``i2v``, ``v2i``, ``i2i``).
+
+    ``rerank`` (e.g. ``{"k1": 20, "k2": 6, "lambda_value": 0.3}``) ranks by k-reciprocal
+    re-ranked distances (:func:`vidreid.metrics.rerank.re_ranking`, a full ``[Q, G]`` matrix)
+    instead of the plain chunked ones."""
     junk = tuple(junk_pids)
+    if rerank is not None:
+        unknown = set(rerank) - RERANK_OPTIONS
+        if unknown:
+            raise ValueError(f"eval.rerank_opts: unknown {sorted(unknown)}; use any of "
+                             f"{sorted(RERANK_OPTIONS)}")
     results: dict[str, RankResult] = {}
     for name in protocols:
         if name not in PROTOCOLS:
             raise ValueError(f"unknown protocol {name!r}; use any of {', '.join(PROTOCOLS)}")
         qf = _features(query, name[0], "query", name)
         gf = _features(gallery, name[2], "gallery", name)
+        if rerank is not None:
+            from vidreid.metrics.rank import evaluate_rank
+            from vidreid.metrics.rerank import re_ranking
+
+            dist = re_ranking(qf, gf, metric=metric, normalize=normalize, **rerank)
+            results[name] = evaluate_rank(dist, query.pids, gallery.pids, query.camids,
+                                          gallery.camids, max_rank=max_rank, ap=ap,
+                                          junk_pids=junk)
+            continue
         results[name] = evaluate_features(
             qf, gf, query.pids, gallery.pids, query.camids, gallery.camids, metric=metric,
             normalize=normalize, max_rank=max_rank, ap=ap, junk_pids=junk)

@@ -44,7 +44,7 @@ def rerank_memory_bytes(num_query: int, num_gallery: int, k1: int = 20, k2: int 
                         chunk_rows: int | None = None) -> int:
     """Upper estimate of the peak extra memory of :func:`re_ranking`, in bytes."""
     n = num_query + num_gallery
-    rows = chunk_rows or default_chunk_rows(n)
+    rows = min(chunk_rows or default_chunk_rows(n), n)  # a chunk never exceeds the rows
     set_size = (k1 + 1) * (_half(k1) + 2)  # R(p, k1) plus accepted half-size sets
     output = _BYTES_F32 * num_query * num_gallery
     working = _WORKING_COPIES * _BYTES_F32 * rows * n

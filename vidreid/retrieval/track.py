@@ -3,7 +3,7 @@
 Trackers take one frame's detections at a time and give each detection a track id:
 
 - :class:`SortTracker`: SORT (Bewley et al. 2016): a constant-velocity Kalman filter per
-  track (deep-sort-realtime's ``KalmanFilter``, state ``x, y, a, h`` + velocities) and
+  track (:mod:`vidreid.retrieval.kalman`, DeepSORT's filter, state ``x, y, a, h`` + velocities) and
   Hungarian assignment (``scipy.optimize.linear_sum_assignment``) on IoU between predicted
   and detected boxes. With appearance embeddings (``appearance_weight > 0``), the cost mixes
   in the cosine distance to the track's running mean embedding and a lost track can be
@@ -21,7 +21,8 @@ Trackers take one frame's detections at a time and give each detection a track i
 
 Why a compact SORT of our own: the PyPI SORT packages are unmaintained single files, and
 deep-sort-realtime's tracker always matches on appearance first (it cannot run on boxes
-alone); its Kalman filter and scipy's assignment do the numerics here.
+alone); our DeepSORT-style Kalman filter and scipy's assignment do the numerics here.
+``--tracker deepsort`` alone needs deep-sort-realtime (see pyproject.toml).
 
 :func:`cut_tracklets` turns tracks into re-ID tracklets (also cutting where a track's
 appearance jumps, :func:`appearance_cuts`, and where a box is too wide to be one person);
@@ -55,8 +56,9 @@ def _deep_sort(module: str) -> Any:
     except ModuleNotFoundError as exc:
         if exc.name is None or not exc.name.startswith("deep_sort_realtime"):
             raise
-        raise ValueError("tracking needs the deep-sort-realtime package (its Kalman filter and "
-                         "DeepSORT): pip install --no-deps deep-sort-realtime") from None
+        raise ValueError("--tracker deepsort needs the deep-sort-realtime package: pip install"
+                         " --no-deps deep-sort-realtime==1.3.2 (--no-deps: it asks for"
+                         " OpenCV's GUI build); --tracker sort works without it") from None
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -129,7 +131,7 @@ class SortTracker:
     def __init__(self, max_age: int = 10, iou_threshold: float = 0.3,
                  appearance_weight: float = 0.0, max_appearance_distance: float = 0.3,
                  appearance_gate: bool = False) -> None:
-        KalmanFilter = _deep_sort("deep_sort.kalman_filter").KalmanFilter
+        from vidreid.retrieval.kalman import KalmanFilter
 
         if max_age < 0 or not 0.0 <= iou_threshold <= 1.0 or not 0 <= appearance_weight <= 1:
             raise ValueError(

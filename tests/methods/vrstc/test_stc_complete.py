@@ -24,7 +24,7 @@ from vidreid.models import build_model
 from vidreid.models.vrstc import STCGenerator
 
 REPO = Path(__file__).parents[3]
-STC_CONFIG = REPO / "configs" / "vrstc" / "stc" / "synth.yaml"
+STC_CONFIG = REPO / "vidreid" / "configs" / "vrstc" / "stc" / "synth.yaml"
 H, W = 48, 24  # small: a fast suite; multiples of 4 (generator), 3 map rows (3 stripes)
 TINY = {"backbone": "tiny", "layer2_blocks": [0], "layer3_blocks": [0]}
 

@@ -22,7 +22,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vidreid.atomic import write_text
-from vidreid.engine.config import _read_yaml, parse_overrides, save_config, to_container
+from vidreid.engine.config import (
+    _read_yaml,
+    parse_overrides,
+    resolve_config,
+    save_config,
+    to_container,
+)
 from vidreid.methods.vrstc.stc import STCLossWeights
 
 log = logging.getLogger(__name__)
@@ -113,7 +119,7 @@ def load_stc_config(path: str | Path, overrides: list[str] = ()) -> DictConfig:
     """Load an STCnet config (``base:`` chain, overrides) against its closed schema."""
     from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
-    cfgs = _read_yaml(Path(path).resolve())
+    cfgs = _read_yaml(resolve_config(path).resolve())
     if overrides:
         cfgs.append(parse_overrides(list(overrides)))
     try:

