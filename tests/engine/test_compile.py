@@ -121,7 +121,7 @@ def test_compiled_training_forward_matches_eager(inductor_cache):
     assert counters["stats"]["unique_graphs"] == graphs  # eval mode runs eager
 
 
-def test_eval_compile_flag_reaches_the_evaluation(tmp_path, monkeypatch, caplog, capsys):
+def test_eval_compile_flag_reaches_the_evaluation(tmp_path, monkeypatch, capsys):
     """``vidreid eval --compile`` takes the frame-encoder path (here with compiling made
     unavailable: one message, then eager) and ranks as plain ``vidreid eval`` does."""
     from vidreid import build as B
@@ -139,15 +139,15 @@ def test_eval_compile_flag_reaches_the_evaluation(tmp_path, monkeypatch, caplog,
     weights = tmp_path / "w.pt"
     torch.save({k: v for k, v in model.state_dict().items() if "classifier" not in k}, weights)
     monkeypatch.setattr(C, "compile_unavailable_reason", lambda: "test: no compiler")
-    results = {}
-    with caplog.at_level(logging.WARNING, logger=LOGGER):
-        for flag in ([], ["--compile"]):
-            out = tmp_path / f"eval{len(flag)}"
-            args = ["eval", config, *overrides, "--weights", str(weights), "--out", str(out)]
-            assert main(args + flag) == 0
-            results[len(flag)] = json.loads((out / "results.json").read_text())
-    messages = [r.getMessage() for r in caplog.records if r.name == LOGGER]
-    assert messages == ["VideoBaseline.encode_frames runs eager: test: no compiler"]
+    results, messages = {}, []
+    for flag in ([], ["--compile"]):
+        out = tmp_path / f"eval{len(flag)}"
+        args = ["eval", config, *overrides, "--weights", str(weights), "--out", str(out)]
+        assert main(args + flag) == 0
+        results[len(flag)] = json.loads((out / "results.json").read_text())
+        messages.append([line for line in capsys.readouterr().err.splitlines()
+                         if "runs eager" in line])  # the CLI logs to stderr
+    assert messages == [[], ["warning: VideoBaseline.encode_frames runs eager: test: no compiler"]]
     assert results[1]["config"]["eval"]["compile"] and not results[0]["config"]["eval"]["compile"]
     plain, compiled = results[0]["results"]["v2v"], results[1]["results"]["v2v"]
     assert compiled["mAP"] == pytest.approx(plain["mAP"], abs=1e-6)
