@@ -81,7 +81,38 @@ def _shard_groups(
     return mine
 
 
-class PKSampler(torch.utils.data.Sampler[int]):
+class _EpochSampler(torch.utils.data.Sampler[int]):
+    """What every training sampler shares: this rank's place under DDP, the epoch (the
+    order is a function of (seed, epoch) only) and whether a short last batch is dropped."""
+
+    def __init__(self, batch_size: int, seed: int, rank: int, world_size: int,
+                 drop_last: bool) -> None:
+        _check_common(batch_size, rank, world_size)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.rank = rank
+        self.world_size = world_size
+        self.drop_last = drop_last
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Reshuffle for ``epoch``; the order is a function of (seed, epoch) only."""
+        self.epoch = epoch
+
+
+class _PKBase(_EpochSampler):
+    """Batches of ``batch_size // num_instances`` identities x K tracklets."""
+
+    def __init__(self, pids: Sequence[int], num_instances: int, batch_size: int, seed: int,
+                 rank: int, world_size: int, drop_last: bool) -> None:
+        _check_pk(num_instances, batch_size)
+        super().__init__(batch_size, seed, rank, world_size, drop_last)
+        self.num_instances = num_instances
+        self.num_pids_per_batch = batch_size // num_instances  # P (per rank)
+        self._index_by_pid = _group_by_pid(pids)
+
+
+class PKSampler(_PKBase):
     """``epoch="identities"``: groups of K per identity, P identities per batch, each
     identity once per epoch (COSAM's / open-reid's ``RandomIdentitySampler``).
 
@@ -113,17 +144,7 @@ class PKSampler(torch.utils.data.Sampler[int]):
         drop_last: bool = True,
         fill_last: bool = True,
     ) -> None:
-        _check_pk(num_instances, batch_size)
-        _check_common(batch_size, rank, world_size)
-        self.num_instances = num_instances
-        self.batch_size = batch_size
-        self.num_pids_per_batch = batch_size // num_instances  # P (per rank)
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.drop_last = drop_last
-        self.epoch = 0
-        self._index_by_pid = _group_by_pid(pids)
+        super().__init__(pids, num_instances, batch_size, seed, rank, world_size, drop_last)
         num_ids = len(self._index_by_pid)
         needed = self.num_pids_per_batch * world_size
         if num_ids < needed:
@@ -138,10 +159,6 @@ class PKSampler(torch.utils.data.Sampler[int]):
             group = needed if drop_last else world_size
             self._ids_per_epoch = math.ceil(num_ids / group) * group  # after padding
         self._ids_per_rank = self._ids_per_epoch // world_size
-
-    def set_epoch(self, epoch: int) -> None:
-        """Reshuffle for ``epoch``; the order is a function of (seed, epoch) only."""
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return self._ids_per_rank * self.num_instances
@@ -176,7 +193,7 @@ class PKSampler(torch.utils.data.Sampler[int]):
         yield from (int(i) for i in self._indices([self.seed, self.epoch]))
 
 
-class TrackletPKSampler(torch.utils.data.Sampler[int]):
+class TrackletPKSampler(_PKBase):
     """``epoch="tracklets"``: every tracklet of every identity once per epoch, in groups of
     K of one identity, ``batch_size // K`` groups per batch (TKP's sampler, see the module
     docstring).
@@ -200,17 +217,8 @@ class TrackletPKSampler(torch.utils.data.Sampler[int]):
         world_size: int = 1,
         drop_last: bool = True,
     ) -> None:
-        _check_pk(num_instances, batch_size)
-        _check_common(batch_size, rank, world_size)
-        self.num_instances = num_instances
-        self.batch_size = batch_size
-        self.groups_per_batch = batch_size // num_instances  # P (per rank)
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.drop_last = drop_last
-        self.epoch = 0
-        self._index_by_pid = _group_by_pid(pids)
+        super().__init__(pids, num_instances, batch_size, seed, rank, world_size, drop_last)
+        self.groups_per_batch = self.num_pids_per_batch  # P groups of K (per rank)
         k = num_instances
         self.num_groups = sum(max(len(ix), k) // k for ix in self._index_by_pid)
         global_batch = self.groups_per_batch * world_size
@@ -224,10 +232,6 @@ class TrackletPKSampler(torch.utils.data.Sampler[int]):
                 f"(P x world_size) for one full batch, the dataset gives {self.num_groups}; "
                 "lower batch_size or set data.drop_last=false"
             )
-
-    def set_epoch(self, epoch: int) -> None:
-        """Reshuffle for ``epoch``; the order is a function of (seed, epoch) only."""
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return self._groups_per_epoch // self.world_size * self.num_instances
@@ -249,7 +253,7 @@ class TrackletPKSampler(torch.utils.data.Sampler[int]):
         yield from (int(i) for i in np.concatenate(mine))
 
 
-class ShuffleSampler(torch.utils.data.Sampler[int]):
+class ShuffleSampler(_EpochSampler):
     """``epoch="shuffle"``: every training tracklet once per epoch in a random order, no
     identity structure (GLTR's ``DataLoader(shuffle=True)``).
 
@@ -267,14 +271,8 @@ class ShuffleSampler(torch.utils.data.Sampler[int]):
         world_size: int = 1,
         drop_last: bool = False,
     ) -> None:
-        _check_common(batch_size, rank, world_size)
+        super().__init__(batch_size, seed, rank, world_size, drop_last)
         self.num_samples = num_samples
-        self.batch_size = batch_size
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.drop_last = drop_last
-        self.epoch = 0
         if drop_last:
             global_batch = batch_size * world_size
             self._total = num_samples // global_batch * global_batch
@@ -285,9 +283,6 @@ class ShuffleSampler(torch.utils.data.Sampler[int]):
                 f"{num_samples} training tracklets do not fill one batch of {batch_size} x "
                 f"{world_size} ranks; lower batch_size or set data.drop_last=false"
             )
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
 
     def __len__(self) -> int:
         return self._total // self.world_size
