@@ -104,20 +104,26 @@ def _load_failure_reason(path: Path, exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else f"{type(exc).__name__}, file of {size} bytes"
 
 
+def safe_load(path: str | os.PathLike[str], *, missing: str, what: str) -> Any:
+    """``torch.load(path, weights_only=True)`` on CPU with clear errors: ``missing`` names
+    the file that is not there (and how to get it), ``what`` what it failed to load as."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{missing}: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, foreign or pickled-object files
+        raise ValueError(f"{path}: cannot be loaded as {what}"
+                         f" ({_load_failure_reason(path, exc)})") from None
+
+
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Load a checkpoint written by the trainer (``weights_only=True``), with clear errors."""
     path = Path(path)
     if path.is_dir():
         path = path / "last.pt"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"checkpoint not found: {path} (pass a run folder holding last.pt, or a .pt file)"
-        )
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated, foreign or pickled-object files
-        raise ValueError(f"{path}: cannot be loaded as a vidreid checkpoint"
-                         f" ({_load_failure_reason(path, exc)})") from None
+    ckpt = safe_load(path, what="a vidreid checkpoint", missing="checkpoint not found (pass"
+                     " a run folder holding last.pt, or a .pt file)")
     if not isinstance(ckpt, dict) or "model" not in ckpt:
         raise ValueError(f"{path}: not a vidreid checkpoint (no 'model' entry)")
     return ckpt
@@ -126,13 +132,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
 def load_model_weights(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """The model state dict from a trainer checkpoint or a bare state dict file."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: cannot be loaded with weights_only=True"
-                         f" ({_load_failure_reason(path, exc)})") from None
+    obj = safe_load(path, what="weights with weights_only=True", missing="weights file not found")
     if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
         obj = obj["model"]
     elif isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):

@@ -52,7 +52,7 @@ from vidreid.data.errors import DatasetError
 from vidreid.data.tracklet import Tracklet
 from vidreid.data.transforms import IMAGENET_MEAN, IMAGENET_STD
 from vidreid.data.video_dataset import read_frames
-from vidreid.engine.checkpoint import atomic_torch_save
+from vidreid.engine.checkpoint import atomic_torch_save, safe_load
 from vidreid.engine.trainer import Hook
 from vidreid.models.base import VideoReIDModel
 from vidreid.models.vrstc import (
@@ -525,12 +525,8 @@ def train_stc(
 def load_stc_generator(path: str | os.PathLike[str]) -> tuple[STCGenerator, dict[str, Any]]:
     """The generator and its settings (``meta``) from a :func:`train_stc` checkpoint."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"STCnet weights not found: {path} (made by `vrstc train-stc`)")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: cannot be loaded with weights_only=True ({exc})") from None
+    ckpt = safe_load(path, what="STCnet weights",
+                     missing="STCnet weights (made by `vrstc train-stc`) not found")
     if not isinstance(ckpt, dict) or "generator" not in ckpt or "meta" not in ckpt:
         raise ValueError(f"{path}: not an STCnet checkpoint (written by `vidreid vrstc "
                          "train-stc`); did you pass the re-ID weights instead?")
