@@ -42,8 +42,10 @@ stored at the working size, so decoding is the only load cost).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
+import resource
 import shlex
 import sys
 import time
@@ -66,6 +68,7 @@ from vidreid.engine.run import run_training  # noqa: E402
 log = logging.getLogger("effects")
 
 RESULTS = REPO / "benchmarks" / "results" / "effects.md"
+RESULT_FILE = "effects.json"  # per run: metrics, mechanism, minutes
 CONFIDENCE = 0.95
 FRAME_SIZE = (128, 64)  # (height, width) of the rendered frames and of the networks' input
 BACKBONE_OVERRIDES = ["model.backbone=mobilenetv2", "model.weights=imagenet"]
@@ -247,12 +250,12 @@ def dataset_root(spec: DataSpec, data_dir: Path, workers: int | None) -> str:
                     max_len=spec.max_len, occlusion_rate=spec.occlusion_rate, workers=workers)
 
 
-def train_one(config: str, effect: Effect, root: str, seed: int, budget: Budget,
-              runs_dir: Path, measure: bool) -> dict[str, Any]:
-    """Train ``config`` with the shared settings and ``seed``; evaluate; measure the mechanism."""
+def run_config(config: str, effect: Effect, root: str, seed: int, budget: Budget,
+               runs_dir: Path) -> Any:
+    """``config`` with the settings every run of the benchmark shares, and ``seed``."""
     steps = [] if budget.steps_per_epoch is None else [
         f"train.max_steps_per_epoch={budget.steps_per_epoch}"]
-    cfg = load_config(REPO / config, [
+    return load_config(REPO / config, [
         f"data.root={root}", "data.name=mars", "data.options={}",
         f"data.height={FRAME_SIZE[0]}", f"data.width={FRAME_SIZE[1]}",
         *BACKBONE_OVERRIDES, *CPU_OVERRIDES, *effect.overrides, *steps,
@@ -261,13 +264,73 @@ def train_one(config: str, effect: Effect, root: str, seed: int, budget: Budget,
         "train.tensorboard=false", "train.progress=false", "train.eval_every=0",
         "train.checkpoint_every=1000", f"eval.protocols=[{','.join(effect.protocols)}]",
     ])
-    t0 = time.perf_counter()
+
+
+def train_one(config: str, effect: Effect, root: str, seed: int, budget: Budget,
+              runs_dir: Path, measure: bool) -> dict[str, Any]:
+    """Train ``config`` with the shared settings and ``seed``; evaluate; measure the mechanism.
+
+    A baseline run (``measure=False``) already finished with the same settings is reused.
+    """
+    cfg = run_config(config, effect, root, seed, budget, runs_dir)
+    if not measure:
+        reused = finished_run(cfg, runs_dir.parent, budget.epochs)
+        if reused is not None:
+            return reused
+    t0, c0 = time.perf_counter(), cpu_seconds()
     result, run_dir, model, dataset = run_training(cfg)
     out: dict[str, Any] = {"metrics": dict(result.last_eval), "run_dir": str(run_dir)}
     if measure and effect.mechanism is not None:
         out["mechanism"] = effect.mechanism(model.cpu().float().eval(), cfg, dataset, budget)
     out["minutes"] = (time.perf_counter() - t0) / 60
+    out["cpu_minutes"] = (cpu_seconds() - c0) / 60
+    from vidreid.atomic import write_text
+
+    write_text(Path(run_dir) / RESULT_FILE, json.dumps(out, indent=1))
     return out
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (all its threads) and its finished children (loader workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def finished_run(cfg: Any, runs_root: Path, epochs: int) -> dict[str, Any] | None:
+    """A finished run of exactly this config (any method's folder under ``runs_root``), or None.
+
+    Baseline runs are shared: COSAM, GLTR and the attribute model all compare with the same TP
+    runs (same data, budget and seed), so TP is trained once per seed. A run counts only if its
+    saved config equals ``cfg`` apart from where it was written and it evaluated after its last
+    epoch.
+    """
+    from omegaconf import OmegaConf
+
+    def settings(c: Any) -> dict:
+        d = OmegaConf.to_container(c, resolve=True)
+        d.pop("output_dir", None)
+        d.pop("run_name", None)
+        return d
+
+    want = settings(cfg)
+    stem = str(cfg.run_name).rsplit("-", 1)[0]  # <config stem>-seed<N>
+    for run in sorted(runs_root.glob(f"*/{stem}-*")):
+        if not (run / "config.yaml").is_file() or settings(load_config(run / "config.yaml")) != want:
+            continue
+        if (run / RESULT_FILE).is_file():
+            out = json.loads((run / RESULT_FILE).read_text())
+        else:  # a run from before result.json: its last evaluation from the log
+            evals = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()
+                     if '"eval"' in line]
+            if not evals or evals[-1].get("epoch") != epochs:
+                continue
+            out = {"metrics": {k: v for k, v in evals[-1].items() if "/" in k},
+                   "run_dir": str(run), "minutes": math.nan, "cpu_minutes": math.nan}
+        out["reused"] = True
+        log.info("   reusing the finished run %s", run)
+        return out
+    return None
 
 
 def metric_keys(effect: Effect) -> list[str]:
@@ -285,8 +348,12 @@ def summarize(method: str, effect: Effect, seeds: list[int], runs: list[dict]) -
     if method == "tkp":  # the mechanism is the image-to-video lift itself
         mech["i2v mAP lift"] = diffs["i2v/mAP"]
         mech["i2v R1 lift"] = diffs["i2v/R1"]
-    minutes = sum(r["method"]["minutes"] + r["baseline"]["minutes"] for r in runs)
-    return {"diffs": diffs, "mechanism": mech, "minutes": minutes, "seeds": seeds}
+    done = [r[role] for r in runs for role in ("method", "baseline") if not r[role].get("reused")]
+    return {"diffs": diffs, "mechanism": mech, "seeds": seeds,
+            "minutes": sum(r["minutes"] for r in done),
+            "cpu_minutes": sum(r["cpu_minutes"] for r in done),
+            "reused": sum(1 for r in runs for role in ("method", "baseline")
+                          if r[role].get("reused"))}
 
 
 def table_row(method: str, effect: Effect, summary: dict, command: str) -> str:
@@ -294,8 +361,11 @@ def table_row(method: str, effect: Effect, summary: dict, command: str) -> str:
     mech = "; ".join(f"{k} {fmt(summary['mechanism'][k], 3 if method != 'tkp' else 1)}"
                      for k in shown if k in summary["mechanism"])
     diffs = "; ".join(f"{k} {fmt(v)}" for k, v in summary["diffs"].items())
+    minutes = f"{summary['minutes']:.1f} wall, {summary['cpu_minutes'] / 2:.1f} on 2 cores"
+    if summary["reused"]:
+        minutes += f" (+{summary['reused']} baseline runs reused)"
     return (f"| {method} | {mech or '-'} | {diffs} | {len(summary['seeds'])} |"
-            f" {summary['minutes']:.1f} | `{command}` |")
+            f" {minutes} | `{command}` |")
 
 
 def record_row(method: str, row: str, path: Path = RESULTS) -> None:
@@ -355,8 +425,8 @@ def main(argv: list[str] | None = None) -> int:
             pair[role] = train_one(config, effect, root, seed, budget,
                                    args.runs_dir / args.method, measure=role == "method")
             m = pair[role]["metrics"]
-            log.info("   %s  %.1f min  %s", "  ".join(f"{k} {m[k]:.1f}" for k in
-                     metric_keys(effect)), pair[role]["minutes"],
+            log.info("   %s  %.1f min (%.1f CPU min)  %s", "  ".join(f"{k} {m[k]:.1f}" for k in
+                     metric_keys(effect)), pair[role]["minutes"], pair[role]["cpu_minutes"],
                      "  ".join(f"{k} {v:.3f}" for k, v in pair[role].get("mechanism", {}).items()))
         runs.append(pair)
 
@@ -368,7 +438,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("  difference %s: %s  (per seed %s)", k, fmt(v), [round(x, 2) for x in v])
     for k, v in summary["mechanism"].items():
         log.info("  mechanism %s: %s  (per seed %s)", k, fmt(v, 3), [round(x, 3) for x in v])
-    log.info("  minutes (all runs): %.1f", summary["minutes"])
+    log.info("  minutes (runs trained now): %.1f wall, %.1f CPU (= %.1f on 2 free cores); "
+             "%d baseline runs reused", summary["minutes"], summary["cpu_minutes"],
+             summary["cpu_minutes"] / 2, summary["reused"])
     if not args.no_record:
         record_row(args.method, table_row(args.method, effect, summary, command), args.out)
         log.info("written: %s", args.out)
