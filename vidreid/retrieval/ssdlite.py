@@ -296,11 +296,19 @@ class SSDLiteNet(nn.Module):
         return torch.cat(boxes, 1).float(), torch.cat(logits, 1).float(), sizes
 
 
-def ssd_anchors(sizes: list[tuple[int, int]], height: int, width: int) -> np.ndarray:
-    """OD API multiple-grid anchors ``[A, 4]`` (yc, xc, h, w), normalised, for these maps."""
+def ssd_anchors(sizes: list[tuple[int, int]], height: int, width: int,
+                trained_side: int | None = None) -> np.ndarray:
+    """OD API multiple-grid anchors ``[A, 4]`` (yc, xc, h, w), normalised, for these maps.
+
+    ``trained_side=None``: as the OD API's generator, anchor sizes are fractions of the
+    input's shorter side (``base = min(H, W) / side``). ``trained_side=S``: anchor sizes are
+    kept in pixels of an ``S x S`` training input (``base = S / side``), which equals the OD
+    API whenever ``min(H, W) == S`` and is what a network trained at ``S`` needs at any
+    other size (its box regressors learned offsets to anchors of so many pixels).
+    """
     n = len(sizes)
     scales = [MIN_SCALE + (MAX_SCALE - MIN_SCALE) * k / max(n - 1, 1) for k in range(n)] + [1.0]
-    short = min(height, width)
+    short = min(height, width) if trained_side is None else trained_side
     base_h, base_w = short / height, short / width
     out = []
     for k, (gh, gw) in enumerate(sizes):
@@ -421,7 +429,8 @@ class SSDLiteDetector:
     def anchors(self, sizes: list[tuple[int, int]]) -> torch.Tensor:
         key = (self.input_size, tuple(sizes))
         if key not in self._anchors:
-            self._anchors[key] = torch.from_numpy(ssd_anchors(sizes, *self.input_size))
+            self._anchors[key] = torch.from_numpy(
+                ssd_anchors(sizes, *self.input_size, trained_side=min(GRAPH_INPUT_SIZE)))
         return self._anchors[key]
 
     @torch.inference_mode()
