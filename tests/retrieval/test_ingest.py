@@ -17,7 +17,12 @@ from vidreid.data import build_dataset
 from vidreid.data.synth.render import sample_identities
 from vidreid.data.synth.scene import render_scene
 from vidreid.retrieval.detect import BackgroundSubtractionDetector
-from vidreid.retrieval.ingest import MANIFEST_COLUMNS, ingest_video, read_manifest
+from vidreid.retrieval.ingest import (
+    MANIFEST_COLUMNS,
+    ingest_video,
+    read_manifest,
+    tracklet_boxes,
+)
 from vidreid.retrieval.track import iou_matrix
 
 FRAMES = 60
@@ -134,10 +139,36 @@ def test_interrupted_ingest_resumes_to_the_same_output(scenes, tmp_path):
 
 def test_every_nth_frame(scenes, tmp_path):
     s = ingest_video(scenes[0].video, tmp_path / "e", camera=2, every=2, min_len=5, max_gap=5,
-                     detector="bgsub")
+                     detector="bgsub", interpolate=False)
     frames = {r.frame for r in read_manifest(tmp_path / "e")}
     assert s.frames_detected == FRAMES // 2 and all(f % 2 == 0 for f in frames)
     assert all(t.camid == 2 for t in build_dataset("folder", str(tmp_path / "e")).gallery)
+    # Interpolated: the skipped frames between two detections of a tracklet get crops too,
+    # with boxes halfway between their neighbours' (same detections and tracklets).
+    ingest_video(scenes[0].video, tmp_path / "i", camera=2, every=2, min_len=5, max_gap=5,
+                 detector="bgsub")
+    detected = _groups(read_manifest(tmp_path / "e"))
+    filled = _groups(read_manifest(tmp_path / "i"))
+    assert detected.keys() == filled.keys()
+    for key, recs in filled.items():
+        by_frame = {r.frame: r for r in recs}
+        assert {r.frame for r in detected[key]} == {f for f in by_frame if f % 2 == 0}
+        odd = [f for f in by_frame if f % 2]
+        assert odd and all(f - 1 in by_frame and f + 1 in by_frame for f in odd)
+        for f in odd:
+            a, m, b = by_frame[f - 1], by_frame[f], by_frame[f + 1]
+            assert m.x == pytest.approx((a.x + b.x) / 2, abs=0.11)
+            assert m.h == pytest.approx((a.h + b.h) / 2, abs=0.11)
+
+
+def test_tracklet_boxes_fill_only_skipped_frames():
+    frames = np.array([0, 2, 4, 9])  # 4 -> 9 is a missed detection, not a skipped frame
+    boxes = np.array([[0, 0, 10, 20, 0.9], [2, 0, 12, 20, 0.7], [4, 0, 14, 20, 0.8],
+                      [9, 0, 19, 20, 0.9]], np.float32)
+    out = tracklet_boxes(frames[::-1], boxes[::-1], every=2)  # any input order
+    assert [f for f, _ in out] == [0, 1, 2, 3, 4, 9]
+    np.testing.assert_allclose(out[1][1], [1, 0, 11, 20, 0.7])
+    assert [f for f, _ in tracklet_boxes(frames, boxes, every=1)] == [0, 2, 4, 9]
 
 
 def test_bad_videos_give_clear_errors_and_no_output(tmp_path, scenes):

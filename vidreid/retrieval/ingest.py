@@ -79,6 +79,14 @@ DEFAULT_MAX_JUMP = 0.25
 #: crop in CPU time (the threads spin at every barrier while the other is descheduled) and
 #: one thread was never slower in CPU time. The second core is left to decoding and the rest.
 DEFAULT_THREADS = 1
+#: ``vidreid ingest`` runs the detector on every N-th frame; the frames between get their tracklet
+#: boxes by interpolation (:func:`tracklet_boxes`). The detector (full frame + 2x2 tiles)
+#: is ~90% of the CPU time per frame; detecting every 2nd frame halves it. Measured on
+#: vtest.avi (10 frames/s): an interpolated box overlaps the box the detector finds on that
+#: frame at IoU (see ``benchmarks/ingest_real.py``, ``interpolation``) well above the 0.5 of
+#: a detection match; one-view alternatives at the same cost lost 25-50% of the
+#: five-view detections (recall at IoU 0.5, ``--detector-views``).
+DEFAULT_EVERY = 2
 #: Frame rate of the drawn video when the input does not say.
 DEFAULT_FPS = 25.0
 
@@ -163,6 +171,36 @@ def _set_torch_threads(threads: int | None) -> int | None:
     previous = torch.get_num_threads()
     torch.set_num_threads(int(threads))
     return previous
+
+
+def tracklet_boxes(frames: np.ndarray, boxes: np.ndarray, every: int
+                   ) -> list[tuple[int, np.ndarray]]:
+    """A tracklet's ``(frame, box)`` pairs, in frame order, with the frames skipped by
+    ``every`` filled in: between two consecutive detections ``g <= every`` frames apart the
+    ``g - 1`` frames the detector did not run on get the linear interpolation of the two
+    boxes (score: the lower of the two). Longer gaps (missed detections) stay gaps.
+
+    Why linear: at 10-25 frames/s a walker's box moves almost uniformly over two or three
+    frames (what DeepSORT/ByteTrack's Kalman prediction assumes too), and with both ends
+    known interpolation is closer than prediction from one end. ``frames`` ``[N]``,
+    ``boxes`` ``[N, 5]`` (x1, y1, x2, y2, score).
+    """
+    order = np.argsort(frames, kind="stable")
+    frames, boxes = np.asarray(frames)[order], np.asarray(boxes, np.float32)[order]
+    out: list[tuple[int, np.ndarray]] = []
+    for i, (f, b) in enumerate(zip(frames, boxes, strict=True)):
+        out.append((int(f), b))
+        if i + 1 == len(frames):
+            break
+        gap = int(frames[i + 1] - f)
+        if 1 < gap <= every:
+            nxt = boxes[i + 1]
+            for j in range(1, gap):
+                t = j / gap
+                mid = (1 - t) * b + t * nxt
+                mid[4] = min(b[4], nxt[4])
+                out.append((int(f) + j, mid.astype(np.float32)))
+    return out
 
 
 def _open(video: str) -> Any:
@@ -296,6 +334,7 @@ def ingest_video(
     max_jump: float | None = DEFAULT_MAX_JUMP,
     draw: str | os.PathLike[str] | None = None,
     threads: int | None = DEFAULT_THREADS,
+    interpolate: bool = True,
 ) -> IngestSummary:
     """Detect, track and cut the people of ``video`` into tracklets written to ``out``.
 
@@ -313,8 +352,10 @@ def ingest_video(
     merged into one box) and are left out of tracklets (``None``: keep all).
     ``start`` / ``max_frames`` take a piece of the video (frame numbers stay the video's);
     a detector with ``detect_batch`` gets ``batch_frames`` frames per call. ``draw``: also
-    write the video (the piece taken) with every box and its track id (MP4). ``threads``:
-    torch intra-op threads while detecting and encoding (restored after; ``None``: leave
+    write the video (the piece taken) with every box and its track id (MP4). With ``every > 1`` and
+    ``interpolate``, a tracklet also gets crops on the frames skipped between two of its
+    detections (boxes interpolated linearly, :func:`tracklet_boxes`), so tracklets keep the
+    video's frame rate at a fraction of the detector's cost. ``threads``: torch intra-op threads while detecting and encoding (restored after; ``None``: leave
     torch's setting), see ``DEFAULT_THREADS``. See the module
     docstring for the output and resuming. Raises ``ValueError`` with a clear message for an
     unreadable or empty video and for a video in which no tracklet was found (then nothing
@@ -448,14 +489,18 @@ def ingest_video(
                 pending: list[tuple[int, np.ndarray]] = []
                 n = 0
                 for _ in range(want):
-                    t0, c0 = time.perf_counter(), time.process_time()
-                    ok, frame = cap.read()
-                    clock.add("decode", time.perf_counter() - t0, time.process_time() - c0)
-                    if not ok or frame is None:
-                        break
                     position = first + n
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    if position % every:  # not detected: only advance the decoder
+                        ok, frame = cap.grab(), None
+                    else:
+                        ok, frame = cap.read()
+                        ok = ok and frame is not None
+                    clock.add("decode", time.perf_counter() - t0, time.process_time() - c0)
+                    if not ok:
+                        break
                     n += 1
-                    if position % every:
+                    if frame is None:
                         continue
                     pending.append((start + position, frame))
                     if len(pending) >= batch_frames:
@@ -518,10 +563,12 @@ def ingest_video(
     split_dir = os.path.join(partial, SPLIT)
     for d in (split_dir, os.path.join(partial, MIRROR_SPLIT)):
         shutil.rmtree(d, ignore_errors=True)
-    wanted: dict[int, list[tuple[int, int]]] = {}  # frame -> [(detection row, tracklet no.)]
+    # frame -> [(box x1 y1 x2 y2 score, tracklet no., track id)]
+    wanted: dict[int, list[tuple[np.ndarray, int, int]]] = {}
     for k, rows in enumerate(tracklets):
-        for r in rows:
-            wanted.setdefault(int(det_frames[r]), []).append((int(r), k))
+        for f, box in tracklet_boxes(det_frames[rows], boxes[rows],
+                                     every if interpolate else 1):
+            wanted.setdefault(f, []).append((box, k, int(track_ids[rows[0]])))
     tracklet_dirs = []
     for k, rows in enumerate(tracklets):
         pid = int(track_ids[rows[0]])
@@ -530,7 +577,7 @@ def ingest_video(
         os.makedirs(os.path.join(partial, rel), exist_ok=True)
     records: list[CropRecord] = []
     last = start + decoded - 1 if draw is not None else max(wanted)
-    painter = _Painter(draw, fps, det_frames, boxes, track_ids, tracklets, tracklet_dirs) \
+    painter = _Painter(draw, fps, det_frames, boxes, tracklets, tracklet_dirs, wanted) \
         if draw is not None else None
     cap = _open(video)
     try:
@@ -539,19 +586,19 @@ def ingest_video(
             if index > last:
                 break
             with clock.measure("write"):
-                for r, k in wanted.get(index, ()):
-                    crop = _crop(frame, boxes[r])
+                for box, k, tid in wanted.get(index, ()):
+                    crop = _crop(frame, box)
                     if crop is None:
                         continue
                     rel = f"{tracklet_dirs[k]}/{index:06d}.jpg"
                     if not cv2.imwrite(os.path.join(partial, rel), crop,
                                        [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY]):
                         raise ValueError(f"cannot write {os.path.join(partial, rel)}")
-                    x1, y1, x2, y2, score = (float(v) for v in boxes[r])
+                    x1, y1, x2, y2, score = (float(v) for v in box)
                     records.append(CropRecord(
-                        rel, int(track_ids[r]), int(camera), tracklet_dirs[k].rsplit("_", 1)[1],
+                        rel, tid, int(camera), tracklet_dirs[k].rsplit("_", 1)[1],
                         SPLIT, os.path.abspath(video), index, round(x1, 1), round(y1, 1),
-                        round(x2 - x1, 1), round(y2 - y1, 1), round(score, 4), int(track_ids[r]),
+                        round(x2 - x1, 1), round(y2 - y1, 1), round(score, 4), tid,
                     ))
             if painter is not None:
                 with clock.measure("draw"):
@@ -598,7 +645,7 @@ def ingest_video(
                   "min_len": min_len, "max_gap": max_gap, "max_len": max_len,
                   "max_width_ratio": max_width_ratio,
                   "max_jump": max_jump if embeds is not None else None,
-                  "batch_frames": batch_frames,
+                  "batch_frames": batch_frames, "interpolate": interpolate,
                   "draw": os.path.abspath(os.fspath(draw)) if draw is not None else None},
     )
     _atomic_json(os.path.join(partial, SUMMARY_NAME), asdict(summary))
@@ -609,13 +656,13 @@ def ingest_video(
 
 
 class _Painter:
-    """Writes the drawn video: every detection box with its track id, in the colour of its
-    tracklet (grey with no id when the box is in no tracklet). Atomic: a temporary file is
-    renamed to the destination by :meth:`close`."""
+    """Writes the drawn video: every tracklet box (detected or interpolated) with its
+    tracklet's name in the tracklet's colour, and the detections in no tracklet in grey.
+    Atomic: a temporary file is renamed to the destination by :meth:`close`."""
 
     def __init__(self, dest: str | os.PathLike[str], fps: float, det_frames: np.ndarray,
-                 boxes: np.ndarray, track_ids: np.ndarray, tracklets: list[np.ndarray],
-                 tracklet_dirs: list[str]) -> None:
+                 boxes: np.ndarray, tracklets: list[np.ndarray], tracklet_dirs: list[str],
+                 tracklet_boxes: dict[int, list[tuple[np.ndarray, int, int]]]) -> None:
         self.dest = os.path.abspath(os.fspath(dest))
         folder = os.path.dirname(self.dest)
         if not os.path.isdir(folder):
@@ -629,7 +676,7 @@ class _Painter:
         self.rows: dict[int, list[int]] = {}
         for r, f in enumerate(det_frames):
             self.rows.setdefault(int(f), []).append(r)
-        self.boxes, self.track_ids = boxes, track_ids
+        self.boxes, self.tracklet_boxes = boxes, tracklet_boxes
 
     def write(self, index: int, frame: np.ndarray) -> None:
         import cv2
@@ -642,11 +689,11 @@ class _Painter:
                 raise ValueError(f"--draw {self.dest}: OpenCV cannot write an MP4 video here")
         img = frame.copy()
         for r in self.rows.get(index, ()):
-            x1, y1, x2, y2 = (int(round(v)) for v in self.boxes[r, :4])
-            k = int(self.tracklet_of[r])
-            if k < 0:
+            if self.tracklet_of[r] < 0:
+                x1, y1, x2, y2 = (int(round(v)) for v in self.boxes[r, :4])
                 cv2.rectangle(img, (x1, y1), (x2, y2), (160, 160, 160), 1)
-                continue
+        for box, k, _ in self.tracklet_boxes.get(index, ()):
+            x1, y1, x2, y2 = (int(round(v)) for v in box[:4])
             hue = (k * 47) % 180  # distinct, stable colour per tracklet
             colour = cv2.cvtColor(np.uint8([[[hue, 220, 255]]]), cv2.COLOR_HSV2BGR)[0, 0]
             colour = tuple(int(c) for c in colour)

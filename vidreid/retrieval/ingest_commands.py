@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from vidreid.retrieval.ingest import (
+    DEFAULT_EVERY,
     DEFAULT_MAX_JUMP,
     DEFAULT_THREADS,
     MAX_PERSON_WIDTH_RATIO,
@@ -137,7 +138,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         max_jump=None if args.max_jump is not None and args.max_jump <= 0 else
         (args.max_jump if args.max_jump is not None else DEFAULT_MAX_JUMP),
         max_width_ratio=args.max_width_ratio if args.max_width_ratio > 0 else None,
-        threads=args.threads,
+        threads=args.threads, interpolate=not args.no_interpolate,
     )
     lengths = summary.tracklet_lengths
     print(f"{summary.frames_decoded} frames ({summary.frames_detected} detected), "
@@ -179,7 +180,12 @@ def register(subparsers: Any) -> None:
                    "frame only, faster, misses small people)")
     p.add_argument("--hog-upscale", type=float, default=1.0,
                    help="hog: resize factor (people under ~128 px need > 1)")
-    p.add_argument("--every", type=int, default=1, help="detect on every N-th frame")
+    p.add_argument("--every", type=int, default=DEFAULT_EVERY,
+                   help=f"detect on every N-th frame (default {DEFAULT_EVERY}); tracklets get "
+                   "interpolated boxes on the frames between (--no-interpolate: only the "
+                   "detected frames)")
+    p.add_argument("--no-interpolate", action="store_true",
+                   help="crops only on the frames the detector ran on")
     p.add_argument("--min-len", type=int, default=8, help="min crops per tracklet")
     p.add_argument("--max-gap", type=int, default=10,
                    help="longest gap (processed frames) inside a tracklet; longer splits it")
