@@ -67,6 +67,17 @@ CELL = (128, 64)  # H, W of a crop on a sheet
 INDEX_CROPS = 6
 
 
+def default_video() -> str:
+    """$VIDREID_VTEST, else ``shared/data/vtest.avi`` beside the checkout (main or a
+    worktree under ``wt/``)."""
+    if os.environ.get("VIDREID_VTEST"):
+        return os.environ["VIDREID_VTEST"]
+    for base in (ROOT.parent, ROOT.parent.parent):
+        if (base / "shared" / "data" / "vtest.avi").is_file():
+            return str(base / "shared" / "data" / "vtest.avi")
+    return str(ROOT.parent / "shared" / "data" / "vtest.avi")
+
+
 def load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
@@ -367,7 +378,8 @@ def report_existing(src: Path, out: Path, args: argparse.Namespace) -> int:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--video", default=str(ROOT.parent / "shared" / "data" / "vtest.avi"))
+    p.add_argument("--video", default=default_video(),
+                   help="default: $VIDREID_VTEST, else shared/data/vtest.avi beside the checkout")
     p.add_argument("--out", default=str(ROOT / "runs" / "ingest_real"))
     p.add_argument("--start", type=int, default=0)
     p.add_argument("--max-frames", type=int)
