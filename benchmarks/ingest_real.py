@@ -17,9 +17,10 @@ JSON lines:
 - ``interpolation``: on a run with ``--every 1`` (``--reference`` gives one), IoU between
   each tracklet box and the interpolation of its two neighbours two frames apart: what
   ``--every 2`` puts where the detector did not run;
-- ``--encoder-sizes``: ``encoder_size``: how well the appearance encoder separates one
-  person's boxes (matched across consecutive frames at IoU >= 0.7) from two people's (one
-  frame) per input size, and its CPU ms per crop;
+- ``--encoder-sizes``: ``encoder_size``: how well the appearance encoder (the former one,
+  and the default at three input sizes) separates one person's boxes (matched across
+  consecutive frames at IoU >= 0.7) from two people's side by side in one frame (ROC AUC),
+  and its CPU ms per crop;
 - ``--detector-views``: ``detector_views``: one-view alternatives (larger inputs) against
   the five-view output: recall of its boxes at IoU 0.5 and CPU ms per frame;
 - ``detector_forward``: the detector alone on ``--batch`` frames per call (ms per frame);
@@ -58,7 +59,11 @@ from vidreid.retrieval.ingest import (  # noqa: E402
     ingest_video,
     read_manifest,
 )
-from vidreid.retrieval.ingest_commands import CropEncoder, imagenet_encoder  # noqa: E402
+from vidreid.retrieval.ingest_commands import (  # noqa: E402
+    CropEncoder,
+    appearance_thresholds,
+    imagenet_encoder,
+)
 from vidreid.retrieval.track import iou_matrix  # noqa: E402
 
 SHEET_COLS = 8
@@ -178,11 +183,16 @@ def run_ingest(video: str, out: Path, args: argparse.Namespace, *, every: int,
     """One ingest run; its per-stage and end-to-end figures."""
     load0 = load()
     t0, c0 = time.perf_counter(), time.process_time()
+    limits = appearance_thresholds(encoder)
+    tracker_options = {"max_age": 10}
+    if limits["max_appearance_distance"] is not None:
+        tracker_options["max_appearance_distance"] = limits["max_appearance_distance"]
     s = ingest_video(video, out, 0, detector="ssdlite",
                      detector_options={"tiles": args.tiles}, every=every,
-                     tracker="reid", tracker_options={"max_age": 10}, encoder=encoder,
+                     tracker="reid", tracker_options=tracker_options, encoder=encoder,
                      encoder_id=encoder_id, start=args.start, max_frames=args.max_frames,
-                     batch_frames=args.batch, threads=threads,
+                     batch_frames=args.batch, threads=threads, max_jump=limits["max_jump"],
+                     max_outlier=limits["max_outlier"],
                      draw=out.parent / f"{out.name}.mp4" if draw else None)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     stages = {k: {"wall_s": round(v, 2), "cpu_s": round(s.stage_cpu_seconds[k], 2),
@@ -327,8 +337,10 @@ def encoder_sizes(video: str) -> list[dict]:
                 if m[i, j] < 0.3 and abs(ci[0] - cj[0]) < 1.5 * w and abs(ci[1] - cj[1]) < h / 2:
                     near.append((index[(s, i)], index[(s, j)]))
     rows = []
-    for size in [(128, 64), (96, 48), (64, 32)]:
-        enc = ImageNetCropEncoder(size)
+    candidates = [("former: last layer GAP, autocast extractor", (128, 64), reference_encoder()[0])]
+    candidates += [("default: layer2 stripes + HSV stripes", size, ImageNetCropEncoder(size))
+                   for size in [(128, 64), (96, 48), (64, 32)]]
+    for name, size, enc in candidates:
         enc(crops[:16])
         c0 = time.process_time()
         e = np.concatenate([enc(crops[i:i + 16]) for i in range(0, len(crops), 16)])
@@ -337,7 +349,7 @@ def encoder_sizes(video: str) -> list[dict]:
         ds = np.array([1 - e[a] @ e[b] for a, b in same])
         dn = np.array([1 - e[a] @ e[b] for a, b in near])
         auc = float((dn[None, :] > ds[:, None]).mean())
-        rows.append({"size": size, "cpu_ms_per_crop": round(ms, 2), "same_pairs": len(ds),
+        rows.append({"encoder": name, "size": size, "cpu_ms_per_crop": round(ms, 2), "same_pairs": len(ds),
                      "near_different_pairs": len(dn), "same_median": round(float(np.median(ds)), 3),
                      "near_different_median": round(float(np.median(dn)), 3),
                      "auc_same_vs_near_different": round(auc, 3)})

@@ -146,6 +146,29 @@ def test_appearance_cuts_find_a_switch_but_not_a_single_odd_frame():
     assert [c.tolist() for c in cuts] == [list(range(5)), list(range(7, 20))]
 
 
+def test_outlier_crops_and_widened_boxes_are_left_out():
+    """Crops of someone else at a tracklet's end (too few for the jump windows) and a box
+    that widens (a second person beside the first) leave the tracklet and split it."""
+    rng = np.random.default_rng(1)
+    a, b = rng.standard_normal(16), rng.standard_normal(16)
+    emb = np.stack([a] * 19 + [b]) + rng.normal(0, 0.1, (20, 16))
+    steps, ids = np.arange(20), np.ones(20, int)
+    kept = cut_tracklets(steps, ids, min_len=3, max_gap=2, embeddings=emb)
+    assert [c.tolist() for c in kept] == [list(range(20))]
+    cuts = cut_tracklets(steps, ids, min_len=3, max_gap=2, embeddings=emb, max_outlier=0.3)
+    assert [c.tolist() for c in cuts] == [list(range(19))]
+    emb[7] = b  # one odd crop inside: left out, and the tracklet split there
+    cuts = cut_tracklets(steps, ids, min_len=3, max_gap=2, embeddings=emb, max_outlier=0.3)
+    assert [c.tolist() for c in cuts] == [list(range(7)), list(range(8, 19))]
+    aspects = np.full(20, 0.4)
+    aspects[[3, 4, 5]] = [0.45, 0.62, 0.7]  # a stride (kept), then two people side by side
+    cuts = cut_tracklets(steps, ids, min_len=3, max_gap=2, aspects=aspects,
+                         max_aspect_growth=1.3)
+    assert [c.tolist() for c in cuts] == [list(range(4)), list(range(6, 20))]
+    with pytest.raises(ValueError, match="aspects"):
+        cut_tracklets(steps, ids, max_aspect_growth=1.3)
+
+
 def test_cut_tracklets_rules():
     steps = np.array([0, 1, 2, 3, 4, 10, 11, 12, 13, 0, 1, 2, 5, 6, 7, 8, 9, 10, 11])
     ids = np.array([1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2])

@@ -73,6 +73,14 @@ MAX_PERSON_WIDTH_RATIO = 0.8
 #: percentile) and crops of two people in one frame 0.28 / 0.35 / 0.44 (5th / 25th / 50th);
 #: means over the window (JUMP_WINDOW crops a side) shrink the within-person part.
 DEFAULT_MAX_JUMP = 0.25
+#: A crop farther than this (cosine distance) from its tracklet's mean appearance is left
+#: out (a few crops of someone else at a tracklet's ends, crops mostly covered by someone or
+#: something else; see ``cut_tracklets``).
+DEFAULT_MAX_OUTLIER = 0.25
+#: A box more than this times as wide (for its height) as its track's median box is left
+#: out: a walker's width / height varies by ~1.2x over a stride, a second person beside
+#: them widens the box by ~1.5x (see ``cut_tracklets``).
+DEFAULT_MAX_ASPECT_GROWTH = 1.3
 #: Torch intra-op threads for detection and encoding. One: the convolutions of a few small
 #: views and crops are too short to share between threads; measured on the 2-core machine
 #: with other jobs running, two OpenMP threads made the appearance encoder 15-100x slower per
@@ -332,6 +340,8 @@ def ingest_video(
     batch_frames: int = DEFAULT_BATCH_FRAMES,
     max_width_ratio: float | None = MAX_PERSON_WIDTH_RATIO,
     max_jump: float | None = DEFAULT_MAX_JUMP,
+    max_outlier: float | None = DEFAULT_MAX_OUTLIER,
+    max_aspect_growth: float | None = DEFAULT_MAX_ASPECT_GROWTH,
     draw: str | os.PathLike[str] | None = None,
     threads: int | None = DEFAULT_THREADS,
     interpolate: bool = True,
@@ -349,7 +359,10 @@ def ingest_video(
     embeddings of the RGB crops, which also cut a track where its appearance jumps by more
     than ``max_jump`` (cosine distance; ``None``: no such cut). Boxes wider than
     ``max_width_ratio`` times their height are not one walking person (mostly two people
-    merged into one box) and are left out of tracklets (``None``: keep all).
+    merged into one box) and are left out of tracklets (``None``: keep all), and so are
+    boxes more than ``max_aspect_growth`` times as wide (for their height) as their track's
+    median box, and crops farther than ``max_outlier`` from their tracklet's mean appearance
+    (see :func:`~vidreid.retrieval.track.cut_tracklets`; ``None``: no such rule).
     ``start`` / ``max_frames`` take a piece of the video (frame numbers stay the video's);
     a detector with ``detect_batch`` gets ``batch_frames`` frames per call. ``draw``: also
     write the video (the piece taken) with every box and its track id (MP4). With ``every > 1`` and
@@ -549,7 +562,10 @@ def ingest_video(
                 else width <= max_width_ratio * np.maximum(height, 1e-6))
         tracklets = cut_tracklets(steps, track_ids, min_len=min_len, max_gap=max_gap,
                                   max_len=max_len, keep=keep, embeddings=embeds,
-                                  max_jump=max_jump if embeds is not None else None)
+                                  max_jump=max_jump if embeds is not None else None,
+                                  max_outlier=max_outlier if embeds is not None else None,
+                                  aspects=width / np.maximum(height, 1e-6),
+                                  max_aspect_growth=max_aspect_growth)
     if not tracklets:
         shutil.rmtree(partial, ignore_errors=True)
         raise ValueError(
@@ -645,6 +661,8 @@ def ingest_video(
                   "min_len": min_len, "max_gap": max_gap, "max_len": max_len,
                   "max_width_ratio": max_width_ratio,
                   "max_jump": max_jump if embeds is not None else None,
+                  "max_outlier": max_outlier if embeds is not None else None,
+                  "max_aspect_growth": max_aspect_growth,
                   "batch_frames": batch_frames, "interpolate": interpolate,
                   "draw": os.path.abspath(os.fspath(draw)) if draw is not None else None},
     )

@@ -24,7 +24,9 @@ import numpy as np
 
 from vidreid.retrieval.ingest import (
     DEFAULT_EVERY,
+    DEFAULT_MAX_ASPECT_GROWTH,
     DEFAULT_MAX_JUMP,
+    DEFAULT_MAX_OUTLIER,
     DEFAULT_THREADS,
     MAX_PERSON_WIDTH_RATIO,
 )
@@ -92,6 +94,15 @@ def imagenet_encoder(device: str = "cpu") -> tuple[Any, str]:
     return imagenet_crop_encoder()
 
 
+def appearance_thresholds(encoder: Any) -> dict[str, float | None]:
+    """The tracker's appearance thresholds for ``encoder``: its own (``TRACK_GATE``,
+    ``MAX_JUMP``, ``MAX_OUTLIER``, as the default encoder has), else the generic defaults
+    (``None`` gate: the reid tracker's own)."""
+    return {"max_appearance_distance": getattr(encoder, "TRACK_GATE", None),
+            "max_jump": getattr(encoder, "MAX_JUMP", DEFAULT_MAX_JUMP),
+            "max_outlier": getattr(encoder, "MAX_OUTLIER", DEFAULT_MAX_OUTLIER)}
+
+
 def _cmd_ingest(args: argparse.Namespace) -> int:
     from vidreid.retrieval.detect import default_detector
     from vidreid.retrieval.ingest import ingest_video
@@ -127,18 +138,24 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
     tracker_options: dict[str, Any] = {"max_age": args.max_gap}
     if encoder is not None and tracker in ("sort", "reid"):
         tracker_options["appearance_weight"] = args.appearance_weight
-    if tracker == "reid" and args.max_appearance_distance is not None:
-        tracker_options["max_appearance_distance"] = args.max_appearance_distance
+    limits = appearance_thresholds(encoder)
+    gate = (args.max_appearance_distance if args.max_appearance_distance is not None
+            else limits["max_appearance_distance"])
+    if tracker == "reid" and gate is not None:
+        tracker_options["max_appearance_distance"] = gate
+    max_jump = args.max_jump if args.max_jump is not None else limits["max_jump"]
+    max_outlier = args.max_outlier if args.max_outlier is not None else limits["max_outlier"]
     summary = ingest_video(
         args.video, args.out, args.camera, detector=detector, detector_options=options,
         every=args.every, min_len=args.min_len, max_gap=args.max_gap, max_len=args.max_len,
         tracker=tracker, tracker_options=tracker_options, encoder=encoder,
         encoder_id=encoder_id, chunk_frames=args.chunk_frames, progress=not args.quiet,
         start=args.start, max_frames=args.max_frames, draw=args.draw,
-        max_jump=None if args.max_jump is not None and args.max_jump <= 0 else
-        (args.max_jump if args.max_jump is not None else DEFAULT_MAX_JUMP),
+        max_jump=max_jump if max_jump > 0 else None,
         max_width_ratio=args.max_width_ratio if args.max_width_ratio > 0 else None,
         threads=args.threads, interpolate=not args.no_interpolate,
+        max_outlier=max_outlier if max_outlier > 0 else None,
+        max_aspect_growth=args.max_aspect_growth if args.max_aspect_growth > 0 else None,
     )
     lengths = summary.tracklet_lengths
     print(f"{summary.frames_decoded} frames ({summary.frames_detected} detected), "
@@ -196,10 +213,22 @@ def register(subparsers: Any) -> None:
                    "deepsort: deep-sort-realtime's, needs --config")
     p.add_argument("--max-appearance-distance", type=float,
                    help="reid: cosine distance beyond which a box never joins a track "
-                   "(default 0.3)")
+                   "(default: the default encoder's own, see vidreid.retrieval.appearance; "
+                   "else 0.3)")
     p.add_argument("--max-jump", type=float,
                    help="cut a tracklet where its appearance jumps by more than this cosine "
-                   f"distance (default {DEFAULT_MAX_JUMP}; 0 = no such cut; needs appearance)")
+                   "distance (default: the default encoder's own, see "
+                   f"vidreid.retrieval.appearance; else {DEFAULT_MAX_JUMP}; 0 = no such cut; "
+                   "needs appearance)")
+    p.add_argument("--max-outlier", type=float,
+                   help="leave out crops farther than this cosine distance from their "
+                   "tracklet's mean appearance (default: the default encoder's own, see "
+                   f"vidreid.retrieval.appearance; else {DEFAULT_MAX_OUTLIER}; 0 = keep all; "
+                   "needs appearance)")
+    p.add_argument("--max-aspect-growth", type=float, default=DEFAULT_MAX_ASPECT_GROWTH,
+                   help="leave out boxes more than this times as wide (for their height) as "
+                   f"their track's median box (default {DEFAULT_MAX_ASPECT_GROWTH}; 0 = keep "
+                   "all)")
     p.add_argument("--max-width-ratio", type=float, default=MAX_PERSON_WIDTH_RATIO,
                    help="boxes wider than this times their height (merged people) are left "
                    "out of tracklets (0 = keep all)")

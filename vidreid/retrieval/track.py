@@ -313,8 +313,9 @@ def appearance_cuts(embeddings: np.ndarray, max_jump: float,
 def cut_tracklets(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] | np.ndarray,
                   *, min_len: int = 8, max_gap: int = 10, max_len: int | None = None,
                   keep: Sequence[bool] | np.ndarray | None = None,
-                  embeddings: np.ndarray | None = None, max_jump: float | None = None
-                  ) -> list[np.ndarray]:
+                  embeddings: np.ndarray | None = None, max_jump: float | None = None,
+                  max_outlier: float | None = None, aspects: np.ndarray | None = None,
+                  max_aspect_growth: float | None = None) -> list[np.ndarray]:
     """Cut tracks into tracklets: the rules of ``vidreid ingest``.
 
     ``steps[i]`` is the processed-frame number (0, 1, 2... over the frames the detector ran
@@ -327,6 +328,16 @@ def cut_tracklets(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] | 
     - with ``embeddings`` ``[N, D]`` and ``max_jump``, the track is also split where its
       appearance jumps (:func:`appearance_cuts`): a switch to another person becomes two
       tracklets instead of one mixed one;
+    - with ``aspects`` ``[N]`` (box width / height) and ``max_aspect_growth``, observations
+      whose box is more than ``max_aspect_growth`` times as wide (relative to its height) as
+      the track's median box are left out too (and split the track): a box that suddenly
+      widens holds a second person walking beside the first, or an object, and is where
+      trackers switch between two people;
+    - with ``embeddings`` and ``max_outlier``, after the cuts above, observations farther
+      (cosine distance) than ``max_outlier`` from the mean appearance of their piece are left
+      out (and split it): a few crops of someone else at the start or end of a piece (a
+      track taken over after a crossing or a gap), too short for :func:`appearance_cuts`'
+      windows, and crops mostly covered by someone or something else;
     - pieces longer than ``max_len`` observations (if given) are split into consecutive
       runs of ``max_len``;
     - pieces with fewer than ``min_len`` observations are dropped (mostly false alarms).
@@ -340,8 +351,19 @@ def cut_tracklets(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] | 
     keep_mask = np.ones(len(steps), bool) if keep is None else np.asarray(keep, bool)
     if keep_mask.shape != steps.shape:
         raise ValueError(f"keep {keep_mask.shape} and steps {steps.shape} differ in shape")
-    if embeddings is not None and max_jump is not None and len(embeddings) != len(steps):
+    if embeddings is not None and (max_jump is not None or max_outlier is not None) \
+            and len(embeddings) != len(steps):
         raise ValueError(f"embeddings has {len(embeddings)} rows for {len(steps)} observations")
+    if max_aspect_growth is not None:
+        if aspects is None or len(aspects) != len(steps):
+            raise ValueError("max_aspect_growth needs aspects (box width / height) for every "
+                             "observation")
+        aspects = np.asarray(aspects, np.float64)
+        keep_mask = keep_mask.copy()
+        for tid in np.unique(track_ids):
+            idx = np.flatnonzero(track_ids == tid)
+            keep_mask[idx] &= aspects[idx] <= max_aspect_growth * np.median(aspects[idx])
+    emb = _normalize(np.asarray(embeddings, np.float64)) if embeddings is not None else None
     if min_len < 1 or max_gap < 0 or (max_len is not None and max_len < min_len):
         raise ValueError(f"need min_len >= 1, max_gap >= 0, max_len >= min_len; got "
                          f"{min_len}, {max_gap}, {max_len}")
@@ -362,12 +384,35 @@ def cut_tracklets(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] | 
             breaks |= set(pos[cuts].tolist())
         pieces = [p[keep_mask[p]] for p in np.split(idx, sorted(b for b in breaks
                                                                  if 0 < b < len(idx)))]
+        if emb is not None and max_outlier is not None:
+            pieces = [q for p in pieces for q in _drop_outliers(p, emb, max_outlier)]
         for piece in pieces:
             runs = [piece] if max_len is None else [piece[i : i + max_len]
                                                     for i in range(0, len(piece), max_len)]
             out.extend(r for r in runs if len(r) >= min_len)
     out.sort(key=lambda r: (steps[r[0]], r[0]))
     return out
+
+
+def _drop_outliers(piece: np.ndarray, emb: np.ndarray, max_outlier: float
+                   ) -> list[np.ndarray]:
+    """``piece`` (observation indices) without the observations farther than
+    ``max_outlier`` from its mean appearance, split where they were. The mean is taken
+    twice, the second time without the first pass's outliers, so that a few crops of
+    someone else do not pull it towards them."""
+    if len(piece) < 2:
+        return [piece]
+    e = emb[piece]
+    centre = _normalize(e.mean(0))
+    inlier = 1.0 - e @ centre <= max_outlier
+    if inlier.any():
+        centre = _normalize(e[inlier].mean(0))
+    bad = np.flatnonzero(1.0 - e @ centre > max_outlier)
+    if not len(bad):
+        return [piece]
+    cuts = sorted(set(bad.tolist()) | set((bad + 1).tolist()))
+    return [p for p in np.split(piece, [c for c in cuts if 0 < c < len(piece)])
+            if len(p) and not np.isin(p, piece[bad]).any()]
 
 
 def evaluate_mot(truth: np.ndarray, hypothesis: np.ndarray, iou: float = 0.5,
