@@ -238,7 +238,10 @@ def test_ingest_index_search_finds_the_same_person_in_the_other_video(scenes, tm
     for name, scene, cam in (("a", scenes[0], 0), ("b", scenes[1], 1)):
         outs[name] = tmp_path / name
         assert main(["ingest", scene.video, "--camera", str(cam), "--out", str(outs[name]),
-                     "--quiet", "--detector", "bgsub", "--tracker", "sort"]) == 0
+                     "--quiet", "--detector", "bgsub", "--tracker", "sort",
+                     # 60 rendered frames: detect each one; bgsub boxes of a cartoon vary in
+                     # width with its mask, which the widened-box rule (for CNN boxes) splits
+                     "--every", "1", "--max-aspect-growth", "0"]) == 0
         assert main(["extract", str(config), "--weights", str(weights), "--data",
                      str(outs[name]), "--dataset", "folder", "--split", "gallery", "--out",
                      str(tmp_path / f"feats-{name}"), "--quiet", "--workers", "0"]) == 0
@@ -258,7 +261,7 @@ def test_ingest_index_search_finds_the_same_person_in_the_other_video(scenes, tm
     results = json.loads(hits_json.read_text())
     correct = [truth_of[("a", q["query"])] == truth_of[("b", q["hits"][0]["tracklet_id"])]
                for q in results]
-    assert len(correct) >= 3 and np.mean(correct) >= 0.75, (correct, truth_of)
+    assert len(correct) >= 3 and np.mean(correct) >= 0.75, (correct, sorted(truth_of.items()))
 
 
 def test_cli_errors(tmp_path, capsys):
