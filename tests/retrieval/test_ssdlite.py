@@ -52,6 +52,11 @@ def test_anchors_follow_the_od_api_generator():
     # Non-square input: anchors keep their aspect in pixels (base size min(H, W) / side).
     wide = ssd_anchors([(19, 38)], 300, 600)
     assert wide[0, 2] * 300 == pytest.approx(wide[0, 3] * 600)
+    # Kept in pixels of the 300 x 300 training input: equal to the OD API at 300, and the
+    # same 30-pixel lowest anchor on a 432 x 432 input (the OD API would scale it to 43).
+    np.testing.assert_allclose(ssd_anchors(SIZES_300, 300, 300, trained_side=300), a)
+    big = ssd_anchors([(27, 27)], 432, 432, trained_side=300)
+    assert big[0, 2] * 432 == pytest.approx(30.0, rel=1e-5)
 
 
 def test_box_decoding_is_the_faster_rcnn_coder():
