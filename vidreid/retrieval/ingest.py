@@ -68,18 +68,24 @@ DEFAULT_BATCH_FRAMES = 4
 #: out of tracklets.
 MAX_PERSON_WIDTH_RATIO = 0.8
 #: Cosine distance between the mean appearance before and after a point of a track above
-#: which the track is cut there. With the default ImageNet encoder on vtest.avi, single
-#: crops of one person two frames apart are 0.11 / 0.19 / 0.33 apart (5th / 50th / 95th
-#: percentile) and crops of two people in one frame 0.28 / 0.35 / 0.44 (5th / 25th / 50th);
-#: means over the window (JUMP_WINDOW crops a side) shrink the within-person part.
+#: which the track is cut there, for an encoder without thresholds of its own (a trained
+#: model via ``--model``; the default encoder carries its own, see
+#: :mod:`vidreid.retrieval.appearance`). Set for the former default encoder (ImageNet
+#: MobileNetV2, last layer pooled) on vtest.avi: single crops of one person two frames apart
+#: were 0.11 / 0.19 / 0.33 apart (5th / 50th / 95th percentile), crops of two people in one
+#: frame 0.28 / 0.35 / 0.44 (5th / 25th / 50th); a trained re-ID model separates more.
 DEFAULT_MAX_JUMP = 0.25
 #: A crop farther than this (cosine distance) from its tracklet's mean appearance is left
 #: out (a few crops of someone else at a tracklet's ends, crops mostly covered by someone or
-#: something else; see ``cut_tracklets``).
+#: something else; see ``cut_tracklets``), for an encoder without its own (as
+#: ``DEFAULT_MAX_JUMP``).
 DEFAULT_MAX_OUTLIER = 0.25
 #: A box more than this times as wide (for its height) as its track's median box is left
 #: out: a walker's width / height varies by ~1.2x over a stride, a second person beside
-#: them widens the box by ~1.5x (see ``cut_tracklets``).
+#: them widens the box by ~1.5x (see ``cut_tracklets``). On vtest.avi (ssdlite) it removed a
+#: tracklet of boxes holding a walking pair, and also 130 of ~1960 one-person crops (cut
+#: tracklets, which are allowed; mixed ones are not). Meant for CNN boxes: background-
+#: subtraction masks vary more in width.
 DEFAULT_MAX_ASPECT_GROWTH = 1.3
 #: Torch intra-op threads for detection and encoding. One: the convolutions of a few small
 #: views and crops are too short to share between threads; measured on the 2-core machine

