@@ -11,9 +11,16 @@ This is FAISS's "PCA{d},HNSW{M}" + ``IndexRefineFlat`` pattern ("Indexing 1M vec
 Why (issue 18, ``benchmarks/bench_index.py``): building an HNSW graph is a beam search per
 inserted vector, each step a distance; at ``pca_dim = D/4`` those distances read 4x less
 memory and do 4x less arithmetic, and the graph only has to bring the true neighbours among
-``refine * k`` candidates, not rank them. Measured on the benchmark's clustered data at 100k
-x 512: ``hnsw`` (M=16, 512-d, no re-rank) reached recall@10 0.66 at efSearch 128, this kind
-(M=32, 128-d, refine 5) 0.986 at efSearch 32 with a build of 16.6 CPU-s.
+``refine * k`` candidates, not rank them. Measured with ``benchmarks/bench_index.py`` at 100k
+x 512 (default data, load ~12.7, so compare CPU seconds): ``hnsw`` (M=32, efConstruction 40)
+built in 49.8 CPU-s and reached recall@10 0.964 at its default efSearch 128 (1.22 CPU ms/q);
+this kind built in 24.6 CPU-s and reached 0.986 at efSearch 32 (0.31 CPU ms/q).
+
+Not enough for issue 18's goal on that benchmark's default data at 1M x 512: there (identity
+centres i.i.d. in all 512 dims, see the benchmark's doc) the same settings gave recall@10
+0.39 / 0.48 / 0.57 / 0.65 at efSearch 32 / 64 / 128 / 256 after a 372 CPU-s build (a scratch
+run of the same FAISS indexes under load 8-13): a graph has nothing to follow towards the
+query's identity when all other identities are equally far.
 
 What PCA costs: the projection keeps the gallery's main directions; distances in it are
 approximate (on isotropic data a random quarter of the variance, on real embeddings, whose
