@@ -255,9 +255,10 @@ def run_size(n: int, args: argparse.Namespace, built: dict[str, tuple[int, float
         send.close()
         budget = None if kind == "flat" else args.max_build  # flat gives the exact answers
         if budget is not None and not recv.poll(budget):
+            cpu_s = process_cpu_s(proc.pid)
             proc.kill()  # our own child: a FAISS build cannot be interrupted otherwise
             proc.join()
-            verdicts.append(over_budget(kind, n, budget, built.get(kind)))
+            verdicts.append(over_budget(kind, n, budget, cpu_s, built.get(kind)))
             print(verdicts[-1], flush=True)
             continue
         recv.recv()  # "built"
@@ -295,11 +296,22 @@ def goal_line(kind: str, rows: list[Row], threads: int) -> str:
             f"({rows[0].build_cpu_s:.1f} CPU s, /{threads} = {idle:.1f} s), {search}")
 
 
-def over_budget(kind: str, n: int, budget: float, smaller: tuple[int, float] | None) -> str:
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system, all threads) a running process has used so far."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def over_budget(kind: str, n: int, budget: float, cpu_s: float,
+                smaller: tuple[int, float] | None) -> str:
     """The line for a kind stopped by --max-build, with an N log N extrapolation if it was
     measured at a smaller size in this run."""
-    line = (f"{kind:<13} not met: build stopped after the --max-build budget of {budget:.0f} s "
-            f"at n = {n:,} (not measured)")
+    line = (f"{kind:<13} not met: build stopped after the --max-build budget of {budget:g} s "
+            f"wall ({cpu_s:.0f} CPU s by then) at n = {n:,} (not measured)")
     if smaller is not None and smaller[0] < n:
         n0, s0 = smaller
         guess = s0 * (n * math.log(n)) / (n0 * math.log(n0))
