@@ -32,6 +32,10 @@ from vidreid.retrieval.index import (
     index_write_lock,
     records_from_table,
 )
+from vidreid.retrieval.index.hnsw_pca import (
+    HNSW_PCA_DEFAULT_EF_CONSTRUCTION,
+    HNSW_PCA_DEFAULT_EF_SEARCH,
+)
 from vidreid.retrieval.ingest import ingest_root
 from vidreid.retrieval.report import tracklet_name, write_report
 
@@ -295,10 +299,10 @@ def register(subparsers: Any) -> None:
                    "built on (default D/4, at least 128)")
     p.add_argument("--hnsw-m", type=int, help=f"hnsw, hnsw_pca: links per node (default "
                    f"{HNSW_DEFAULT_M})")
-    p.add_argument("--ef-c", type=int,
-                   help=f"hnsw: efConstruction (default {HNSW_DEFAULT_EF_CONSTRUCTION})")
-    p.add_argument("--ef-search", type=int,
-                   help=f"hnsw: efSearch (default {HNSW_DEFAULT_EF_SEARCH})")
+    p.add_argument("--ef-c", type=int, help=f"hnsw, hnsw_pca: efConstruction (default "
+                   f"{HNSW_DEFAULT_EF_CONSTRUCTION} / {HNSW_PCA_DEFAULT_EF_CONSTRUCTION})")
+    p.add_argument("--ef-search", type=int, help=f"hnsw, hnsw_pca: efSearch (default "
+                   f"{HNSW_DEFAULT_EF_SEARCH} / {HNSW_PCA_DEFAULT_EF_SEARCH})")
     _add_lock_timeout(p)
     p.set_defaults(func=_cmd_build)
 
