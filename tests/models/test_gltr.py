@@ -228,3 +228,25 @@ def test_initialisation_follows_the_authors() -> None:
     linear = model.classifier[-1]
     assert abs(linear.weight.std().item() - 0.001) < 0.0003
     assert torch.count_nonzero(linear.bias) == 0
+
+
+def test_ablation_without_dtp_and_tsa_is_temporal_average_of_reduced_features() -> None:
+    """The paper's baseline: no DTP, no TSA -> mean over time of the reduced frame features."""
+    torch.manual_seed(0)
+    model = GLTR(num_classes=5, backbone="tiny", use_dtp=False, use_tsa=False).eval()
+    clips = torch.randn(2, 6, 3, 32, 16)
+    out = model(clips, return_extras=True)
+    frames = model.frame_features(clips.flatten(0, 1)).view(2, 6, -1)
+    assert out["features"].shape == (2, model.head.reduction.out_features)
+    torch.testing.assert_close(out["features"], model.head.reduction(frames).mean(dim=1))
+    torch.testing.assert_close(out["extras"]["temporal_weights"], torch.full((2, 6), 1 / 6))
+
+
+def test_ablation_without_tsa_keeps_the_pyramid() -> None:
+    torch.manual_seed(0)
+    model = GLTR(num_classes=5, backbone="tiny", use_tsa=False).eval()
+    clips = torch.randn(1, 5, 3, 32, 16)
+    frames = model.frame_features(clips.flatten(0, 1)).view(1, 5, -1)
+    local = model.head.dtp(model.head.reduction(frames).transpose(1, 2))
+    torch.testing.assert_close(model(clips)["features"], local.mean(dim=2))
+    assert model.feature_dim == local.shape[1]

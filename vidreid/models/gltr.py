@@ -151,16 +151,23 @@ class GLTRHead(nn.Module):
         reduced_dim: int = REDUCED_DIM,
         dilations: Sequence[int] = DILATIONS,
         tsa_inner_dim: int | None = None,
+        use_dtp: bool = True,
+        use_tsa: bool = True,
     ) -> None:
         super().__init__()
         self.reduction = nn.Linear(in_channels, reduced_dim)
-        self.dtp = DilatedTemporalPyramid(reduced_dim, dilations)
-        self.tsa = TemporalSelfAttention(self.dtp.out_channels, tsa_inner_dim)
-        self.out_dim = self.dtp.out_channels
+        self.dtp = DilatedTemporalPyramid(reduced_dim, dilations) if use_dtp else None
+        width = self.dtp.out_channels if self.dtp is not None else reduced_dim
+        self.tsa = TemporalSelfAttention(width, tsa_inner_dim) if use_tsa else None
+        self.out_dim = width
 
     def forward(self, frame_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         f = self.reduction(frame_features).transpose(1, 2)  # [B, d, T]
-        local = self.dtp(f)  # [B, 4d, T]
+        local = self.dtp(f) if self.dtp is not None else f  # [B, 4d, T] (or [B, d, T])
+        if self.tsa is None:  # ablation: uniform weights over frames
+            t = f.shape[2]
+            uniform = f.new_full((f.shape[0], t, t), 1.0 / t)  # [B, T, T]
+            return local.mean(dim=2), uniform
         global_local, attention = self.tsa(local)  # [B, 4d, T], [B, T, T]
         return global_local.mean(dim=2), attention  # [B, 4d]
 
@@ -180,6 +187,10 @@ class GLTR(VideoReIDModel):
         dropout: dropout before the classifier (0.5).
         frame_chunk: in eval mode, run the backbone over at most this many frames at a time
             (None = all at once).
+        use_dtp, use_tsa: the paper's ablation (its Table of components): without DTP the
+            reduced frame features go to TSA directly; without TSA the (local) features are
+            averaged over time with uniform weights. Both off = the paper's baseline: the
+            same network and training, temporal average pooling of the reduced features.
     """
 
     def __init__(
@@ -193,6 +204,8 @@ class GLTR(VideoReIDModel):
         tsa_inner_dim: int | None = None,
         dropout: float = DROPOUT,
         frame_chunk: int | None = None,
+        use_dtp: bool = True,
+        use_tsa: bool = True,
     ) -> None:
         super().__init__()
         if frame_chunk is not None and frame_chunk < 1:
@@ -200,7 +213,8 @@ class GLTR(VideoReIDModel):
                 f"frame_chunk must be a positive number of frames or None, got {frame_chunk}"
             )
         self.backbone = build_backbone(backbone, weights=weights, last_stride=last_stride)
-        self.head = GLTRHead(self.backbone.out_channels, reduced_dim, dilations, tsa_inner_dim)
+        self.head = GLTRHead(self.backbone.out_channels, reduced_dim, dilations, tsa_inner_dim,
+                             use_dtp=use_dtp, use_tsa=use_tsa)
         self.feature_dim = self.head.out_dim
         self.frame_chunk = frame_chunk
         # Training head (authors' code): BN, ReLU, dropout, linear classifier.
@@ -214,7 +228,7 @@ class GLTR(VideoReIDModel):
 
     def _init_as_authors(self) -> None:
         """The authors' initialisation of the layers after the backbone (``resnet.py:72-94``)."""
-        for branch in self.head.dtp.branches:
+        for branch in self.head.dtp.branches if self.head.dtp is not None else ():
             nn.init.normal_(branch.weight, std=INIT_STD)
         nn.init.kaiming_normal_(self.head.reduction.weight, mode="fan_out")
         nn.init.zeros_(self.head.reduction.bias)
