@@ -509,9 +509,14 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
            "stc": {"steps": steps, "history": stc["history"], "flatness": flat,
                    "path": stc["path"]},
            "minutes": (time.perf_counter() - t0) / 60, "cpu_minutes": (cpu_seconds() - c0) / 60}
-    from vidreid.atomic import write_text
+    from vidreid.atomic import write_bytes, write_text
 
     write_text(runs_dir / f"completion-{stamp}.json", json.dumps(out, indent=1, default=str))
+    # every stripe's score and truth, for looking at other thresholds without a network
+    write_bytes(runs_dir / f"locator-{stamp}.npz", lambda fh: np.savez(
+        fh, scores=np.concatenate([scores[f] for f in unique]),
+        truth=np.concatenate([truths[f] for f in unique]),
+        train=np.concatenate([np.full(len(f), f in train_set) for f in unique])))
     return out
 
 
