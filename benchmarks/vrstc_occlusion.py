@@ -8,6 +8,9 @@ The second form is the memory check alone (``--memory smoke`` checks the script)
 of ``vidreid vrstc train-stc`` and ``vidreid vrstc complete`` with the MARS configs on a
 MARS-scale synthetic set (625 training identities, 6 cameras, tracklets up to 400 frames,
 256x128), which must stay under 6 GB. It generates that set first (hours, tens of GB).
+``--memory mars-peak`` is the CPU-affordable version: every tracklet at the 400-frame cap,
+256x128, 6 identities: the per-tracklet and per-step peaks of MARS scale (the longest
+tracklet's locator pass, the training / completion batches), not its identity count.
 
 About 8 minutes on 2 CPU cores (re-ID ~1.3 min twice, STCnet 300 steps ~4 min). STCnet
 works at 64x32 (``configs/vrstc/stc/synth.yaml``); the locator and the ID guider see 128x64.
