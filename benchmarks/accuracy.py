@@ -10,6 +10,14 @@ otherwise, and evaluated video-to-video (``--protocols`` adds e.g. ``i2v`` for t
 image-to-video methods) on the torchreid MARS protocol. The table has R1, mAP, mINP (%) per
 protocol, training minutes, parameters (M) and GFLOPs per frame at the config's input size; it
 is printed and written (markdown) to ``--out``.
+
+``--init``: ``scratch`` rows train the configs as written (the ``tiny`` backbone from random
+weights); ``imagenet`` rows swap in the ImageNet-initialised MobileNetV2 (``model.backbone=
+mobilenetv2 model.weights=imagenet``: the package's remapped file, nothing downloaded) with the
+non-local blocks of TKP / VRSTC at the models' default positions for multi-block stages (the
+configs' ``[0]`` is for tiny's one-block stages), bf16 and channels_last; ``both`` (default)
+gives each config both rows. Seeds and intervals for the method-vs-baseline claims are
+``benchmarks/effects.py``'s job; these rows are one seed each.
 """
 
 from __future__ import annotations
@@ -36,6 +44,30 @@ BENCHMARKS: dict[str, dict] = {
 }
 
 
+IMAGENET_OVERRIDES = ["model.backbone=mobilenetv2", "model.weights=imagenet",
+                      "train.amp=bf16", "train.channels_last=true"]
+IMAGENET_LABEL = " (ImageNet MobileNetV2)"
+INITS = {"scratch": ("scratch",), "imagenet": ("imagenet",), "both": ("scratch", "imagenet")}
+
+
+def init_overrides(path: Path, init: str) -> list[str]:
+    """Overrides that give ``path``'s row the ``init`` backbone (none for ``scratch``)."""
+    if init == "scratch":
+        return []
+    from vidreid.engine.config import load_config
+
+    model = load_config(path).model
+    stages = [f"model.{k}=null" for k in ("layer2_blocks", "layer3_blocks") if k in model]
+    return [*IMAGENET_OVERRIDES, *stages]
+
+
+def row_name(name: str, init: str) -> str:
+    """The config's row label, naming the ImageNet backbone instead of ``tiny`` when swapped."""
+    if init != "imagenet":
+        return name
+    return name.replace(" (tiny)", IMAGENET_LABEL) if " (tiny)" in name else name + IMAGENET_LABEL
+
+
 def bench_configs(methods: list[str] | None) -> list[Path]:
     paths = sorted((REPO / "configs").glob("*/bench_*.yaml"))
     if methods:
@@ -58,7 +90,8 @@ def dataset_root(bench: str, data_dir: Path, workers: int | None) -> str:
 
 
 def run_row(
-    path: Path, root: str, epochs: int, runs_dir: Path, protocols: tuple[str, ...] = ("v2v",)
+    path: Path, root: str, epochs: int, runs_dir: Path, protocols: tuple[str, ...] = ("v2v",),
+    init: str = "scratch",
 ) -> dict:
     from vidreid.engine.config import load_config
     from vidreid.engine.run import run_training
@@ -68,14 +101,14 @@ def run_row(
         f"data.root={root}", "data.name=mars", "data.options={}", f"train.epochs={epochs}",
         f"output_dir={runs_dir}", f"run_name={path.parent.name}-{path.stem}-{int(time.time())}",
         "train.tensorboard=false", "train.progress=false", "train.eval_every=0",
-        f"eval.protocols=[{','.join(protocols)}]",
+        f"eval.protocols=[{','.join(protocols)}]", *init_overrides(path, init),
     ])
     t0 = time.perf_counter()
     result, run_dir, model, _ = run_training(cfg)
     minutes = (time.perf_counter() - t0) / 60
     m = result.last_eval
     return {
-        "name": cfg.name, "config": str(path.relative_to(REPO)),
+        "name": row_name(cfg.name, init), "config": str(path.relative_to(REPO)),
         **{f"{p}/{k}": m.get(f"{p}/{k}", float("nan"))
            for p in protocols for k in ("R1", "mAP", "mINP")},
         "minutes": minutes,
@@ -121,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, help="generator processes")
     parser.add_argument("--protocols", default="v2v",
                         help="comma-separated subset of v2v,i2v,v2i,i2i (default v2v)")
+    parser.add_argument("--init", choices=sorted(INITS), default="both",
+                        help="scratch: configs as written; imagenet: ImageNet MobileNetV2 "
+                             "backbone; both (default): a row of each per config")
     args = parser.parse_args(argv)
     paths = bench_configs(args.methods.split(",") if args.methods else None)
     protocols = tuple(p.strip() for p in args.protocols.split(",") if p.strip())
@@ -136,8 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     root = dataset_root(args.bench, args.data_dir, args.workers)
     rows = []
     for path in paths:
-        print(f"== {path.relative_to(REPO)}", flush=True)
-        rows.append(run_row(path, root, epochs, args.runs_dir / args.bench, protocols))
+        for init in INITS[args.init]:
+            print(f"== {path.relative_to(REPO)} ({init})", flush=True)
+            rows.append(run_row(path, root, epochs, args.runs_dir / args.bench, protocols, init))
     table = markdown(args.bench, rows, epochs, protocols)
     print(table)
     out = args.out or args.runs_dir / f"{args.bench}.md"
