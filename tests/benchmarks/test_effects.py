@@ -73,3 +73,13 @@ def test_loss_flatness_compares_adjacent_windows(effects) -> None:
     steady = loss_flatness([{"rec": 0.5} for _ in range(100)], fraction=0.1)
     assert steady["flat"] and steady["ratio"] == pytest.approx(1.0)
     assert not loss_flatness([{"rec": 1.0}] * 5, fraction=0.1)["flat"]  # too few records
+
+
+def test_tree_memory_counts_shared_pages_once_in_pss(effects) -> None:
+    import os
+
+    from vrstc_occlusion import _tree_memory_bytes
+
+    rss, pss = _tree_memory_bytes(os.getpid())
+    # this process alone: both positive, PSS never above RSS (shared pages are split)
+    assert 0 < pss <= rss
