@@ -30,7 +30,7 @@ def _feats(tmp_path, name: str, ids: list[str], meta: dict = META) -> str:
         path = tmp_path / f"{t}.jpg"
         Image.new("RGB", (16, 32), (10, 200, 10)).save(path)
         frames.append([path.name])  # relative: resolved with --frames-root
-    writer = FeatureWriter(tmp_path / name, DIM, meta, shard_size=4)
+    writer = FeatureWriter(tmp_path / name, DIM, meta, shard_size=max(4, len(ids)))  # one shard
     feats = rng.standard_normal((len(ids), DIM)).astype(np.float32)
     writer.write_shard(0, feats, ids, [i % 2 for i in range(len(ids))], [0] * len(ids), frames)
     writer.finish(len(ids))
@@ -79,3 +79,42 @@ def test_query_by_media_needs_the_model(tmp_path):
     _run(["index", "build", _feats(tmp_path, "a", ["g0", "g1"]), "--out", index])
     with pytest.raises(ValueError, match="--config CONFIG --weights W"):
         _run(["index", "search", index, str(tmp_path / "person.jpg")])
+
+
+def test_search_flags_override_the_index_settings(tmp_path, monkeypatch):
+    gallery = _feats(tmp_path, "gallery", [f"g{i}" for i in range(80)])
+    paths = {kind: str(tmp_path / f"{kind}.index") for kind in ("flat", "ivf", "hnsw_pca")}
+    _run(["index", "build", gallery, "--out", paths["flat"]])
+    _run(["index", "build", gallery, "--out", paths["ivf"], "--kind", "ivf", "--nlist", "8",
+          "--nprobe", "1"])
+    _run(["index", "build", gallery, "--out", paths["hnsw_pca"], "--kind", "hnsw_pca"])
+
+    seen = []
+    search = commands.GalleryIndex.search
+
+    def spy(self, queries, k=10, **kw):
+        seen.append(kw)
+        return search(self, queries, k, **kw)
+
+    monkeypatch.setattr(commands.GalleryIndex, "search", spy)
+
+    def hits(kind: str, *flags: str) -> list:
+        out = tmp_path / f"{kind}.json"
+        argv = ["index", "search", paths[kind], "--feats", gallery, "-k", "5", "--json", str(out)]
+        assert _run(argv + list(flags)) == 0
+        return [[h["tracklet_id"] for h in q["hits"]] for q in json.loads(out.read_text())]
+
+    exact = hits("flat")
+    # every cell probed: the IVF answer is the exact one, whatever the stored nprobe (1)
+    assert hits("ivf", "--nprobe", "8") == exact and seen[-1] == {"nprobe": 8}
+    assert hits("hnsw_pca", "--ef-search", "64") == exact and seen[-1] == {"ef_search": 64}
+    assert hits("ivf") and seen[-1] == {}  # no flag: the stored setting
+
+    with pytest.raises(ValueError, match=r"--nprobe: a hnsw_pca index has no nprobe setting "
+                       r"\(hnsw_pca search settings: --ef-search\)"):
+        hits("hnsw_pca", "--nprobe", "4")
+    with pytest.raises(ValueError, match=r"--ef-search: a flat index has no ef_search setting "
+                       r"\(flat search settings: none\)"):
+        hits("flat", "--ef-search", "4")
+    with pytest.raises(ValueError, match="--nprobe must be positive, got 0"):
+        hits("ivf", "--nprobe", "0")

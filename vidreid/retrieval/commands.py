@@ -32,6 +32,10 @@ from vidreid.retrieval.index import (
     index_write_lock,
     records_from_table,
 )
+from vidreid.retrieval.index.hnsw_pca import (
+    HNSW_PCA_DEFAULT_EF_CONSTRUCTION,
+    HNSW_PCA_DEFAULT_EF_SEARCH,
+)
 from vidreid.retrieval.ingest import ingest_root
 from vidreid.retrieval.report import tracklet_name, write_report
 
@@ -93,6 +97,7 @@ def _build_params(args: argparse.Namespace) -> dict[str, Any]:
         "pq_m": "pq_m",
         "pq_nbits": "pq_nbits",
         "refine": "refine",
+        "pca_dim": "pca_dim",
     }
     return {k: getattr(args, v) for k, v in names.items() if getattr(args, v) is not None}
 
@@ -192,7 +197,8 @@ def _cmd_search(args: argparse.Namespace) -> int:
 
     # The query's own tracklet (searching an index with its own features) is no result.
     extra = 0 if args.include_self or args.feats is None else 1
-    results = index.search(np.stack([q[1] for q in queries]), args.k + extra)
+    results = index.search(np.stack([q[1] for q in queries]), args.k + extra,
+                           **_search_overrides(index, args))
     if extra:
         results = [[h for h in hits if not _same_tracklet(
             name, _resolve(tuple(frames), None), h._replace(
@@ -233,6 +239,26 @@ def _cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def _search_overrides(index: GalleryIndex, args: argparse.Namespace) -> dict[str, int]:
+    """``--nprobe`` / ``--ef-search`` of ``index search`` as per-call search settings; a flag the
+    index's kind has no setting for is an error (it would otherwise be silently ignored)."""
+    given = {name: getattr(args, name) for name in _SEARCH_FLAGS if getattr(args, name) is not None}
+    for name, value in given.items():
+        flag = _SEARCH_FLAGS[name]
+        if name not in index.search_param_names:
+            has = ", ".join(_SEARCH_FLAGS[n] for n in index.search_param_names) or "none"
+            raise ValueError(
+                f"{flag}: a {index.kind} index has no {name} setting ({index.kind} search "
+                f"settings: {has}); drop {flag} or search an index of another kind"
+            )
+        if value <= 0:
+            raise ValueError(f"{flag} must be positive, got {value}")
+    return given
+
+
+_SEARCH_FLAGS = {"nprobe": "--nprobe", "ef_search": "--ef-search"}  # search setting -> flag
+
+
 def _cmd_info(args: argparse.Namespace) -> int:
     print(json.dumps(GalleryIndex.load(args.index).info(), indent=2, sort_keys=True))
     return 0
@@ -255,7 +281,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("feats", help="features folder written by vidreid extract")
     p.add_argument("--out", required=True, help="index file to write")
     p.add_argument("--kind", choices=INDEX_BACKENDS.names(), default="flat",
-                   help="flat = exact (default); ivf, hnsw approximate; ivfpq compressed")
+                   help="flat = exact (default); ivf, hnsw, hnsw_pca approximate; ivfpq "
+                   "compressed")
     p.add_argument("--metric", choices=METRICS, default="euclidean")
     p.add_argument("--nlist", type=int,
                    help=f"ivf/ivfpq: cells (default ~4*sqrt(N), at most {IVF_MAX_NLIST} / "
@@ -266,12 +293,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--pq-m", type=int, help="ivfpq: sub-quantisers, divides the dim (default D/8)")
     p.add_argument("--pq-nbits", type=int, help="ivfpq: bits per sub-quantiser code (default 8)")
     p.add_argument("--refine", type=int, help="ivfpq: keep the float vectors and re-rank "
-                   "REFINE*k PQ hits exactly (default 0: off, least memory)")
-    p.add_argument("--hnsw-m", type=int, help=f"hnsw: links per node (default {HNSW_DEFAULT_M})")
-    p.add_argument("--ef-c", type=int,
-                   help=f"hnsw: efConstruction (default {HNSW_DEFAULT_EF_CONSTRUCTION})")
-    p.add_argument("--ef-search", type=int,
-                   help=f"hnsw: efSearch (default {HNSW_DEFAULT_EF_SEARCH})")
+                   "REFINE*k PQ hits exactly (default 0: off, least memory); hnsw_pca: "
+                   "graph hits re-ranked per top-k hit (default 5)")
+    p.add_argument("--pca-dim", type=int, help="hnsw_pca: principal components the graph is "
+                   "built on (default D/4, at least 128)")
+    p.add_argument("--hnsw-m", type=int, help=f"hnsw, hnsw_pca: links per node (default "
+                   f"{HNSW_DEFAULT_M})")
+    p.add_argument("--ef-c", type=int, help=f"hnsw, hnsw_pca: efConstruction (default "
+                   f"{HNSW_DEFAULT_EF_CONSTRUCTION} / {HNSW_PCA_DEFAULT_EF_CONSTRUCTION})")
+    p.add_argument("--ef-search", type=int, help=f"hnsw, hnsw_pca: efSearch (default "
+                   f"{HNSW_DEFAULT_EF_SEARCH} / {HNSW_PCA_DEFAULT_EF_SEARCH})")
     _add_lock_timeout(p)
     p.set_defaults(func=_cmd_build)
 
@@ -314,6 +345,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--report", help="write an HTML report here (and a PNG next to it)")
     p.add_argument("--frames-root", help="folder that relative frame paths are relative to")
     p.add_argument("--max-frames", type=int, default=8, help="thumbnails per tracklet")
+    p.add_argument("--nprobe", type=int, help="ivf kinds: cells scanned per query, for this "
+                   "search only (default: the index's; more = higher recall, slower)")
+    p.add_argument("--ef-search", type=int, help="hnsw kinds: search beam width, for this "
+                   "search only (default: the index's; more = higher recall, slower)")
     p.set_defaults(func=_cmd_search)
 
     p = sub.add_parser("info", help="print what an index holds")

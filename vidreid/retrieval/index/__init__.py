@@ -12,7 +12,10 @@ Kinds (``kind=``) are backends in :data:`INDEX_BACKENDS` (``base.py``), one modu
   the R*k best PQ hits by their exact distance: fast scans of small codes, exact top-k;
 - ``"hnsw"`` (``hnsw.py``): graph search (``IndexHNSWFlat``, ``M`` links per node,
   ``ef_search`` beam width); approximate, fastest queries, slowest to build; removal leaves
-  tombstones until the graph is rebuilt (see ``hnsw.py``).
+  tombstones until the graph is rebuilt (see ``hnsw.py``);
+- ``"hnsw_pca"`` (``hnsw_pca.py``): an HNSW graph over the ``pca_dim`` principal components
+  (D/4, at least 128), whose ``refine * k`` candidates are re-ranked exactly from the kept
+  float vectors: a cheaper graph, exact distances; tombstones as ``hnsw``.
 
 Metrics: ``"euclidean"`` reports the true Euclidean distance ``||q - g||``: FAISS's L2
 indexes return the *squared* distance, which :meth:`GalleryIndex.search` converts with a
@@ -50,7 +53,7 @@ import numpy as np
 from vidreid import atomic
 from vidreid.retrieval.archive import check_format, first_line, read_npz
 from vidreid.retrieval.features_file import FeatureTable
-from vidreid.retrieval.index import flat, hnsw, ivf  # noqa: F401 - register the backends
+from vidreid.retrieval.index import flat, hnsw, hnsw_pca, ivf  # noqa: F401 - register the backends
 from vidreid.retrieval.index.base import INDEX_BACKENDS, IndexBackend, IndexFileError
 from vidreid.retrieval.index.hnsw import (
     COMPACT_TOMBSTONE_FRACTION,
@@ -212,6 +215,11 @@ class GalleryIndex:
         """The backend's parameters (resolved ones included once trained)."""
         return self._backend.params
 
+    @property
+    def search_param_names(self) -> tuple[str, ...]:
+        """The search settings one :meth:`search` call of this kind may override."""
+        return tuple(self._backend.search_param_names)
+
     # ------------------------------------------------------------------ construction
     @classmethod
     def build(
@@ -229,7 +237,9 @@ class GalleryIndex:
         ``params``: ivf/ivfpq ``nlist`` (default ~4*sqrt(N), capped), ``nprobe`` (32),
         ``train_size`` (64*nlist), ``seed`` (0), ivfpq also ``pq_m`` (D/8), ``pq_nbits`` (8),
         ``refine`` (0; R > 0 keeps the float vectors and re-ranks R*k PQ hits exactly);
-        hnsw ``M`` (32), ``ef_construction`` (40), ``ef_search`` (128). See the backends.
+        hnsw ``M`` (32), ``ef_construction`` (40), ``ef_search`` (128); hnsw_pca also
+        ``pca_dim`` (D/4, at least 128), ``refine`` (5), ``train_size``, ``seed``, with its own
+        defaults (``hnsw_pca.py``). See the backends.
         """
         feats = np.asarray(features)
         if feats.ndim != 2:
@@ -408,7 +418,7 @@ class GalleryIndex:
         k = min(int(k), len(self))
         fetch = min(self._backend.candidates(k), len(self))
         dist, fids = self._backend.search(q, fetch, nprobe=nprobe, ef_search=ef_search)
-        if fetch > k:
+        if fetch > k or not self._backend.exact_scores:
             dist, fids = self._rerank(q, fids, k)
         if self.metric == "euclidean":
             dist = np.sqrt(np.maximum(dist, 0.0))  # FAISS L2 returns squared distances

@@ -58,6 +58,9 @@ class IndexBackend(ABC):
     kind: ClassVar[str] = ""
     param_names: ClassVar[tuple[str, ...]] = ()
     search_param_names: ClassVar[tuple[str, ...]] = ()
+    #: Whether :meth:`search` scores are the metric's (squared L2 / inner product); when not
+    #: (e.g. distances in a reduced space), the gallery index re-ranks every answer exactly.
+    exact_scores: ClassVar[bool] = True
 
     def __init__(self, dim: int, metric: str, params: dict[str, Any]) -> None:
         unknown = sorted(set(params) - set(self.param_names))

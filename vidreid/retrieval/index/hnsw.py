@@ -48,11 +48,14 @@ class HNSWBackend(IndexBackend):
         self.params.setdefault("ef_construction", HNSW_DEFAULT_EF_CONSTRUCTION)
         self.params.setdefault("ef_search", HNSW_DEFAULT_EF_SEARCH)
         for name in self.param_names:
-            self.params[name] = int(self.params[name])
-            if self.params[name] <= 0:
-                raise ValueError(f"hnsw {name} must be positive, got {self.params[name]}")
+            self._check_positive(name)
         self._tombstones = np.zeros(0, np.int64)
         self.faiss = self._empty()
+
+    def _check_positive(self, name: str) -> None:
+        self.params[name] = int(self.params[name])
+        if self.params[name] <= 0:
+            raise ValueError(f"{self.kind} {name} must be positive, got {self.params[name]}")
 
     def _empty(self) -> Any:
         base = faiss.IndexHNSWFlat(self.dim, self.params["M"], faiss_metric(self.metric))

@@ -1,0 +1,135 @@
+"""``hnsw_pca``: an HNSW graph over PCA-reduced vectors, its candidates re-ranked exactly.
+
+The graph (``IndexHNSWFlat``) is built on the gallery projected to its ``pca_dim`` principal
+components (FAISS ``PCAMatrix`` in an ``IndexPreTransform``, trained on a seeded sample of the
+first :meth:`GalleryIndex.add`); a search takes the ``refine * k`` nearest graph hits in that
+space and the gallery index re-ranks them by their exact distance from its float copy, so
+the answer is the exact top-k of the candidates and distances are exact (never PCA ones).
+This is FAISS's "PCA{d},HNSW{M}" + ``IndexRefineFlat`` pattern ("Indexing 1M vectors" and
+"Guidelines to choose an index" in the FAISS wiki), with our own re-rank.
+
+Why (issue 18, ``benchmarks/bench_index.py``): building an HNSW graph is a beam search per
+inserted vector, each step a distance; at ``pca_dim = D/4`` those distances read 4x less
+memory and do 4x less arithmetic, and the graph only has to bring the true neighbours among
+``refine * k`` candidates, not rank them. Measured with ``benchmarks/bench_index.py`` at 100k
+x 512 (default data, load ~12.7, so compare CPU seconds): ``hnsw`` (M=32, efConstruction 40)
+built in 49.8 CPU-s and reached recall@10 0.964 at its default efSearch 128 (1.22 CPU ms/q);
+this kind built in 24.6 CPU-s and reached 0.986 at efSearch 32 (0.31 CPU ms/q).
+
+Not enough for issue 18's goal on that benchmark's default data at 1M x 512: there (identity
+centres i.i.d. in all 512 dims, see the benchmark's doc) the same settings gave recall@10
+0.39 / 0.48 / 0.57 / 0.65 at efSearch 32 / 64 / 128 / 256 after a 372 CPU-s build (a scratch
+run of the same FAISS indexes under load 8-13): a graph has nothing to follow towards the
+query's identity when all other identities are equally far. With the identity centres in a
+64-d subspace (``--centre-dim 64``) the defaults reached 0.992 at efSearch 32 (0.39 CPU ms/q)
+at 1M, but the build took 381.6 CPU-s, still over the goal's 2 minutes on 2 cores.
+
+What PCA costs: the projection keeps the gallery's main directions; distances in it are
+approximate (on isotropic data a random quarter of the variance, on real embeddings, whose
+variance is concentrated, most of it). Vectors added after the first add are projected with
+the PCA fitted then, so a gallery whose distribution drifts far should be rebuilt. Removal
+leaves tombstones as in ``hnsw`` (same compaction rule).
+
+Defaults: ``pca_dim = D * HNSW_PCA_DIM_FRACTION`` (128 at 512-d, 512 at 2048-d), at least
+``PCA_MIN_DIM`` or all D when D is smaller, ``M``
+``HNSW_PCA_DEFAULT_M``, ``ef_construction`` ``HNSW_PCA_DEFAULT_EF_CONSTRUCTION``, ``ef_search``
+``HNSW_PCA_DEFAULT_EF_SEARCH`` (FAISS searches with a beam of at least ``refine * k``),
+``refine`` ``HNSW_PCA_DEFAULT_REFINE``. PCA training sample: ``PCA_TRAIN_POINTS_PER_DIM``
+points per input dimension (51,200 at 512-d), within FAISS's own limit
+(``PCAMatrix.max_points_per_d`` = 1000 per input dimension, past which it subsamples).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faiss
+import numpy as np
+
+from vidreid.retrieval.index.base import INDEX_BACKENDS, sample_rows
+from vidreid.retrieval.index.hnsw import HNSWBackend
+
+HNSW_PCA_DIM_FRACTION = 1 / 4
+# Fewer components distort distances too much to find the neighbours among refine*k
+# candidates: a k-d projection of isotropic data changes squared distances by ~sqrt(2/k)
+# (12.5% at 128), and at 64-d -> 16 recall@10 fell to 0.70 (benchmark, 5,000 vectors).
+PCA_MIN_DIM = 128
+HNSW_PCA_DEFAULT_M = 32
+HNSW_PCA_DEFAULT_EF_CONSTRUCTION = 40
+HNSW_PCA_DEFAULT_EF_SEARCH = 32
+HNSW_PCA_DEFAULT_REFINE = 5
+PCA_TRAIN_POINTS_PER_DIM = 100  # FAISS PCAMatrix subsamples past 1000 per input dimension
+
+
+def default_pca_dim(dim: int) -> int:
+    """Components kept for a ``dim``-d gallery: ``dim * HNSW_PCA_DIM_FRACTION``, at least
+    ``PCA_MIN_DIM`` (all ``dim`` of a smaller vector: then the PCA only rotates)."""
+    return min(dim, max(PCA_MIN_DIM, round(dim * HNSW_PCA_DIM_FRACTION)))
+
+
+@INDEX_BACKENDS.register("hnsw_pca")
+class HNSWPCABackend(HNSWBackend):
+    """``IndexIDMap2(IndexPreTransform(PCAMatrix, IndexHNSWFlat))``; exact re-rank of
+    ``refine * k`` candidates by the gallery index (which keeps the float vectors)."""
+
+    kind = "hnsw_pca"
+    param_names = ("M", "ef_construction", "ef_search", "pca_dim", "refine", "train_size", "seed")
+    search_param_names = ("ef_search",)
+    exact_scores = False  # PCA-space L2: the gallery index always re-ranks
+
+    def __init__(self, dim: int, metric: str, params: dict[str, Any]) -> None:
+        p = dict(params)
+        p.setdefault("M", HNSW_PCA_DEFAULT_M)
+        p.setdefault("ef_construction", HNSW_PCA_DEFAULT_EF_CONSTRUCTION)
+        p.setdefault("ef_search", HNSW_PCA_DEFAULT_EF_SEARCH)
+        p.setdefault("pca_dim", default_pca_dim(dim))
+        p.setdefault("refine", HNSW_PCA_DEFAULT_REFINE)
+        p.setdefault("train_size", PCA_TRAIN_POINTS_PER_DIM * dim)
+        p.setdefault("seed", 0)
+        super().__init__(dim, metric, p)  # checks every parameter is a positive int
+        if self.params["pca_dim"] > self.dim:
+            raise ValueError(
+                f"hnsw_pca pca_dim={self.params['pca_dim']} must be at most the dim {self.dim}"
+            )
+
+    def _check_positive(self, name: str) -> None:
+        if name == "seed":  # any int
+            self.params[name] = int(self.params[name])
+            return
+        super()._check_positive(name)
+
+    def _empty(self) -> Any:
+        """A graph with no vectors; ``None`` until the PCA is trained (first add)."""
+        if self.faiss is None:
+            return None
+        index = faiss.clone_index(self.faiss)  # keeps the trained PCA and the settings
+        index.reset()
+        return index
+
+    def train(self, x: np.ndarray) -> None:
+        """Fit the PCA on a seeded sample of ``x`` (the vectors of the first add)."""
+        p = self.params
+        pca = faiss.PCAMatrix(self.dim, p["pca_dim"])
+        pca.train(sample_rows(x, p["train_size"], p["seed"]))
+        # L2 in the PCA space for both metrics: only candidates; the re-rank uses the metric.
+        graph = faiss.IndexHNSWFlat(p["pca_dim"], p["M"])
+        graph.hnsw.efConstruction = p["ef_construction"]
+        graph.hnsw.efSearch = p["ef_search"]
+        self.faiss = faiss.IndexIDMap2(faiss.IndexPreTransform(pca, graph))
+
+    def candidates(self, k: int) -> int:
+        return k * self.params["refine"]
+
+    def search(
+        self, q: np.ndarray, k: int, **overrides: int | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        ef = int(overrides.get("ef_search") or self.params["ef_search"])
+        # Plain SearchParametersHNSW: IndexPreTransform passes parameters that are not its own
+        # SearchParametersPreTransform on to the graph unchanged, IndexIDMap2's id translation
+        # of ``sel`` included.
+        if not len(self._tombstones):
+            return self.faiss.search(q, k, params=faiss.SearchParametersHNSW(efSearch=ef))
+        batch = faiss.IDSelectorBatch(self._tombstones)
+        exclude = faiss.IDSelectorNot(batch)  # keep ``batch`` alive until the search is done
+        params = faiss.SearchParametersHNSW(efSearch=ef, sel=exclude)
+        return self.faiss.search(q, k, params=params)
