@@ -43,3 +43,43 @@ def test_record_row_replaces_the_methods_row_only(effects, tmp_path) -> None:
     rows = [line for line in out.read_text().splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| method |")
     assert rows[1:] == ["| cosam | c | d | 1 | 2.0 | `y` |", "| gltr | new | b | 3 | 9.0 | `z` |"]
+
+
+def test_vrstc_row_carries_the_completion_mechanism(effects, tmp_path) -> None:
+    runs = [{"method": {"metrics": {"v2v/R1": 80.0 + s, "v2v/mAP": 85.0}, "minutes": 1.0,
+                        "cpu_minutes": 2.0},
+             "baseline": {"metrics": {"v2v/R1": 79.0, "v2v/mAP": 84.0}, "reused": True}}
+            for s in (0.0, 2.0)]
+    summary = effects.summarize("vrstc", effects.VRSTC_EFFECT, [1, 2], runs)
+    assert summary["diffs"]["v2v/R1"] == [1.0, 3.0] and summary["reused"] == 2
+    summary["mechanism_text"] = "PSNR STCnet - copy-from-nearest -1.00 dB [-2.00, 0.00]"
+    row = effects.table_row("vrstc", effects.VRSTC_EFFECT, summary, "cmd")
+    assert row.startswith("| vrstc | PSNR STCnet - copy-from-nearest -1.00 dB")
+    assert "v2v/R1 2.0 [" in row
+    effects.record_row("vrstc", row, tmp_path / "effects.md")
+    assert row in (tmp_path / "effects.md").read_text()
+
+
+def test_loss_flatness_compares_adjacent_windows(effects) -> None:
+    from vrstc_occlusion import loss_flatness
+
+    falling = [{"rec": 1.0 / (i + 1)} for i in range(100)]
+    flat = loss_flatness(falling, fraction=0.1)  # last 10 records vs the 10 before
+    expected_before = sum(1.0 / (i + 1) for i in range(80, 90)) / 10
+    expected_last = sum(1.0 / (i + 1) for i in range(90, 100)) / 10
+    assert flat["before"] == pytest.approx(expected_before)
+    assert flat["last"] == pytest.approx(expected_last)
+    assert flat["ratio"] == pytest.approx(expected_last / expected_before)
+    steady = loss_flatness([{"rec": 0.5} for _ in range(100)], fraction=0.1)
+    assert steady["flat"] and steady["ratio"] == pytest.approx(1.0)
+    assert not loss_flatness([{"rec": 1.0}] * 5, fraction=0.1)["flat"]  # too few records
+
+
+def test_tree_memory_counts_shared_pages_once_in_pss(effects) -> None:
+    import os
+
+    from vrstc_occlusion import _tree_memory_bytes
+
+    rss, pss = _tree_memory_bytes(os.getpid())
+    # this process alone: both positive, PSS never above RSS (shared pages are split)
+    assert 0 < pss <= rss

@@ -59,6 +59,12 @@ class LocatorConfig:
     source_tau: float = 0.95
     height: int | None = None  # the re-ID network's input size; None: data.height / width
     width: int | None = None
+    # (ours, a departure from the paper's fixed tau) calibrate: tau and source_tau from the
+    # training stripes' scores, median - k * sigma (robust; stc.calibrate_tau), replacing the
+    # two values above
+    calibrate: bool = False
+    calibrate_k: float = 3.0
+    calibrate_source_k: float = 2.0
 
 
 @dataclass
@@ -224,6 +230,8 @@ def run_train_stc(cfg: DictConfig, run_dir: str | Path | None = None, resume: bo
         progress=t.progress, reid_size=reid_input_size(cfg), cache_tracklets=t.cache_tracklets,
         source_tau=cfg.locator.source_tau, guider=guider, resume=resume,
         locator_scores=locator_scores,
+        calibrate=(cfg.locator.calibrate_k, cfg.locator.calibrate_source_k)
+        if cfg.locator.calibrate else None,
     )
     write_text(run_dir / "log.json", json.dumps(result["history"], indent=1))
     result["run_dir"] = str(run_dir)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 import os
 import shutil
@@ -67,6 +68,8 @@ from vidreid.models.vrstc import (
     stripe_mask,
 )
 
+log = logging.getLogger(__name__)
+
 #: Neighbouring frames the generator attends to (ours: the 4 nearest in time).
 DEFAULT_NUM_NEIGHBOURS = 4
 FINISHED_MARKER = "vrstc_completion.json"
@@ -85,6 +88,8 @@ DEFAULT_CACHE_TRACKLETS = 0
 #: Occluded frames sent through the generator at once in completion (ours; ~220 MiB of
 #: activations per frame at 256x128 with 4 neighbours).
 DEFAULT_BATCH_FRAMES = 8
+#: sigma = MAD_TO_SIGMA * MAD for normal data (the consistency constant of the MAD).
+MAD_TO_SIGMA = 1.4826
 
 
 @dataclass
@@ -200,6 +205,50 @@ def locate_tracklets(
         r = locator(locator_input(read_frames(list(t.frames)), (height, width)).to(device))
         out.append({"scores": r["scores"].cpu().numpy(), "occluded": r["occluded"].cpu().numpy()})
     return out
+
+
+def calibrate_tau(scores: Sequence[np.ndarray], k: float = 3.0,
+                  source_k: float = 2.0) -> tuple[float, float]:
+    """``(tau, source_tau)`` from the locator's scores of the training tracklets (no labels).
+
+    (ours, a departure from the paper's fixed tau = 0.89, which is for its ResNet-50 on MARS:
+    the cosine of a stripe to its tracklet's mean depends on the network and the data) Most
+    stripes are unoccluded, so an occluded one is an outlier below the bulk: a robust z-score
+    rule, ``tau = median - k * sigma`` with ``sigma = 1.4826 * MAD`` (the normal-consistent
+    median absolute deviation) over every training stripe's score; ``source_tau`` the same
+    with the softer ``source_k <= k`` (neighbour stripes likely occluded are no source).
+    """
+    if source_k > k:
+        raise ValueError(f"source_k ({source_k}) must be <= k ({k}): source_tau >= tau")
+    flat = np.concatenate([np.asarray(s, dtype=np.float64).ravel() for s in scores]) \
+        if len(scores) else np.zeros(0)
+    if flat.size == 0:
+        raise ValueError("calibrate_tau needs the locator's scores of at least one frame")
+    median = float(np.median(flat))
+    sigma = MAD_TO_SIGMA * float(np.median(np.abs(flat - median)))
+    return median - k * sigma, median - source_k * sigma
+
+
+def locator_report(scores: np.ndarray, truth: np.ndarray, tau: float) -> dict[str, float]:
+    """How well the locator's stripe scores (``[N, R]``) find truly occluded stripes
+    (``truth``, bool, same shape) at ``tau`` (flagged: score < tau): precision, recall, and
+    the separation of the two score distributions whatever the threshold: ROC AUC (the
+    chance that an occluded stripe scores below a clean one; 0.5 = inseparable), the median
+    score of each class and the share of clean stripes under tau."""
+    from scipy.stats import mannwhitneyu
+
+    scores, truth = np.asarray(scores, dtype=np.float64).ravel(), np.asarray(truth, bool).ravel()
+    pred = scores < tau
+    tp = int((pred & truth).sum())
+    occ, clean = scores[truth], scores[~truth]
+    auc = float("nan")
+    if occ.size and clean.size:
+        auc = float(mannwhitneyu(clean, occ).statistic) / (clean.size * occ.size)
+    return {"precision": tp / max(int(pred.sum()), 1), "recall": tp / max(int(truth.sum()), 1),
+            "auc": auc, "median_occluded": float(np.median(occ)) if occ.size else float("nan"),
+            "median_clean": float(np.median(clean)) if clean.size else float("nan"),
+            "clean_under_tau": float((clean < tau).mean()) if clean.size else float("nan"),
+            "occluded": int(truth.sum()), "stripes": int(truth.size)}
 
 
 # ----------------------------------------------------------------------------- training data
@@ -457,6 +506,7 @@ def train_stc(
     cache_tracklets: int = DEFAULT_CACHE_TRACKLETS,
     source_tau: float | None = None,
     guider: VideoReIDModel | None = None,
+    calibrate: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     """Train STCnet on ``tracklets`` (training split) and save it to ``out_path``.
 
@@ -467,7 +517,9 @@ def train_stc(
     ``guider``: the ID guider's network (the paper's frame-level ResNet-50 CE), seeing frames
     at ``reid_size``; None: ``reid`` serves (ours). ``height`` x ``width`` is the generator's
     working size; ``reid_size`` the re-ID network's input size (default: the same), at which
-    the locator and the ID guider see frames. Training runs on the generic trainer, which
+    the locator and the ID guider see frames. ``calibrate=(k, source_k)`` replaces ``tau``
+    and ``source_tau`` by :func:`calibrate_tau` of the training stripes' scores (ours; the
+    values used are in the checkpoint's meta, which completion reads). Training runs on the generic trainer, which
     keeps ``last.pt`` beside ``out_path`` (``resume=True`` continues from it). Returns the
     last logged losses, their history and the path.
     """
@@ -484,6 +536,10 @@ def train_stc(
                                    num_regions=num_regions, tau=tau, device=device,
                                    progress=progress)
         locator_scores = [r["scores"] for r in located]
+    if calibrate is not None:
+        tau, source_tau = calibrate_tau(locator_scores, *calibrate)
+        log.info("locator thresholds calibrated on %d training tracklets (k %s, source_k %s): "
+                 "tau %.4f, source_tau %.4f", len(locator_scores), *calibrate, tau, source_tau)
     samples = STCTrainSamples(tracklets, locator_scores, height=height, width=width, tau=tau,
                               source_tau=source_tau, num_neighbours=num_neighbours,
                               cache_tracklets=cache_tracklets)
@@ -513,6 +569,8 @@ def train_stc(
         raise KeyboardInterrupt(f"STCnet training stopped; resume it from {run_dir}")
     meta = {"height": height, "width": width, "reid_size": list(reid_size),
             "num_regions": num_regions, "tau": tau, "source_tau": source_tau,
+            "tau_rule": "paper (fixed)" if calibrate is None else
+            f"calibrated: median - k * sigma, (k, source_k) = {tuple(calibrate)}",
             "num_neighbours": num_neighbours, "base_channels": base_channels,
             "weights": asdict(w), "steps": steps,
             "guider": "reid network" if guider is None else type(guider).__name__}
