@@ -246,6 +246,7 @@ def run_size(n: int, args: argparse.Namespace, built: dict[str, tuple[int, float
     for kind in ["flat", *[k for k in args.kinds if k != "flat"]]:
         params = {
             "hnsw": {"M": args.hnsw_m, "ef_construction": args.ef_c},
+            "hnsw_pca": {"M": args.hnsw_m, "ef_construction": args.ef_c},
             "ivfpq_refine": {"refine": args.refine},
         }.get(kind, {})
         params = {k: v for k, v in params.items() if v is not None}
