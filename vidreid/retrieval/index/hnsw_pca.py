@@ -120,16 +120,6 @@ class HNSWPCABackend(HNSWBackend):
     def candidates(self, k: int) -> int:
         return k * self.params["refine"]
 
-    def search(
-        self, q: np.ndarray, k: int, **overrides: int | None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        ef = int(overrides.get("ef_search") or self.params["ef_search"])
-        # Plain SearchParametersHNSW: IndexPreTransform passes parameters that are not its own
-        # SearchParametersPreTransform on to the graph unchanged, IndexIDMap2's id translation
-        # of ``sel`` included.
-        if not len(self._tombstones):
-            return self.faiss.search(q, k, params=faiss.SearchParametersHNSW(efSearch=ef))
-        batch = faiss.IDSelectorBatch(self._tombstones)
-        exclude = faiss.IDSelectorNot(batch)  # keep ``batch`` alive until the search is done
-        params = faiss.SearchParametersHNSW(efSearch=ef, sel=exclude)
-        return self.faiss.search(q, k, params=params)
+    # search: HNSWBackend's. Its plain SearchParametersHNSW passes through IndexPreTransform (which
+    # forwards parameters that are not its own to the graph) and IndexIDMap2 (which translates
+    # the tombstone selector's ids) unchanged.
