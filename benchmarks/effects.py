@@ -375,10 +375,14 @@ def summarize(method: str, effect: Effect, seeds: list[int], runs: list[dict]) -
     if method == "tkp":  # the mechanism is the image-to-video lift itself
         mech["i2v mAP lift"] = diffs["i2v/mAP"]
         mech["i2v R1 lift"] = diffs["i2v/R1"]
-    done = [r[role] for r in runs for role in ("method", "baseline") if not r[role].get("reused")]
+    # Cost of the whole comparison: every run's recorded minutes, reused ones included (runs
+    # from before effects.json recorded none and count as unknown).
+    timed = [r[role] for r in runs for role in ("method", "baseline")
+             if not math.isnan(r[role].get("minutes", math.nan))]
     return {"diffs": diffs, "mechanism": mech, "seeds": seeds,
-            "minutes": sum(r["minutes"] for r in done),
-            "cpu_minutes": sum(r["cpu_minutes"] for r in done),
+            "minutes": sum(r["minutes"] for r in timed),
+            "cpu_minutes": sum(r["cpu_minutes"] for r in timed),
+            "untimed": 2 * len(runs) - len(timed),
             "reused": sum(1 for r in runs for role in ("method", "baseline")
                           if r[role].get("reused"))}
 
@@ -390,8 +394,8 @@ def table_row(method: str, effect: Effect, summary: dict, command: str) -> str:
         for k in shown if k in summary["mechanism"])
     diffs = "; ".join(f"{k} {fmt(v)}" for k, v in summary["diffs"].items())
     minutes = f"{summary['minutes']:.1f} wall, {summary['cpu_minutes'] / 2:.1f} on 2 cores"
-    if summary["reused"]:
-        minutes += f" (+{summary['reused']} finished runs reused)"
+    if summary["untimed"]:
+        minutes += f" (+{summary['untimed']} untimed runs)"
     return (f"| {method} | {mech or '-'} | {diffs} | {len(summary['seeds'])} |"
             f" {minutes} | `{command}` |")
 
@@ -617,9 +621,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("  difference %s: %s  (per seed %s)", k, fmt(v), [round(x, 2) for x in v])
     for k, v in summary["mechanism"].items():
         log.info("  mechanism %s: %s  (per seed %s)", k, fmt(v, 3), [round(x, 3) for x in v])
-    log.info("  minutes (runs trained now): %.1f wall, %.1f CPU (= %.1f on 2 free cores); "
-             "%d finished runs reused", summary["minutes"], summary["cpu_minutes"],
-             summary["cpu_minutes"] / 2, summary["reused"])
+    log.info("  minutes (all timed runs): %.1f wall, %.1f CPU (= %.1f on 2 free cores); "
+             "%d runs reused, %d untimed", summary["minutes"], summary["cpu_minutes"],
+             summary["cpu_minutes"] / 2, summary["reused"], summary["untimed"])
     if not args.no_record:
         record_row(args.method, table_row(args.method, effect, summary, command), args.out)
         log.info("written: %s", args.out)
