@@ -360,9 +360,9 @@ def bridging_boxes(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] |
     into each of them, their heights overlapping at least ``height`` of its own. Where
     another track has no box at that step (the detector gave the one box in between
     instead), its box is interpolated from its boxes before and after, up to ``max_gap``
-    steps apart. Another track counts only if it has a box at the same step as track
-    ``i`` somewhere within ``max_gap`` steps: two tracks that only take turns (never boxed
-    in one frame) may be one person the tracker split.
+    steps apart. Another track whose boxes, within ``max_gap`` steps, take turns with
+    track ``i``'s (some fall between two of track ``i``'s, none at the same step) does not
+    count: that is one person the tracker split between two tracks.
 
     Why (ours, not in SORT/DeepSORT): a CNN detector, at low resolution, often boxes two
     people walking side by side with *one* box of a single person's width centred between
@@ -389,14 +389,15 @@ def bridging_boxes(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] |
                                                     max_gap)
     row = {tid: k for k, tid in enumerate(ids)}
     seen = {tid: np.unique(steps[track_ids == tid]) for tid in ids}
-    together: dict[tuple[int, int], np.ndarray] = {}  # steps two tracks are both boxed
 
-    def co_occur(a: int, b: int, at: int) -> bool:
-        key = (min(a, b), max(a, b))
-        if key not in together:
-            together[key] = np.intersect1d(seen[a], seen[b], assume_unique=True)
-        both = together[key]
-        return bool(len(both)) and bool((np.abs(both - at) <= max_gap).any())
+    def other_person(k: int, own: int, at: int) -> bool:
+        """Whether track ``k`` is someone else than track ``own`` (see the docstring)."""
+        a, b = seen[own], seen[k]
+        a = a[np.abs(a - at) <= max_gap]
+        b = b[np.abs(b - at) <= max_gap]
+        if np.intersect1d(a, b, assume_unique=True).size:
+            return True  # boxed in the same frame: two people
+        return not ((b > a.min()) & (b < a.max())).any()  # turns taken: one person
 
     width = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-9)
     tall = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-9)
@@ -420,7 +421,8 @@ def bridging_boxes(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] |
             continue
         if track_ids[i] in row:  # neighbours must be other people than track i's
             tids = np.asarray(ids)[others]
-            real = np.array([co_occur(int(t), int(track_ids[i]), int(steps[i])) for t in tids])
+            real = np.array([other_person(int(t), int(track_ids[i]), int(steps[i]))
+                             for t in tids])
             left, right = left & real, right & real
         flag[i] = bool(left.any() and right.any())
     return flag
