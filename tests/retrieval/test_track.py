@@ -191,6 +191,7 @@ def test_a_box_between_two_tracked_people_is_bridging():
     assert sorted(set(ids[c].tolist()).pop() for c in cuts) == [1, 2]
     # their tracks too far apart in time to interpolate: nothing to say where they were
     assert not bridging_boxes(steps, ids, boxes, max_gap=8).any()
+    assert bridging_boxes(np.zeros(0), np.zeros(0), np.zeros((0, 5))).shape == (0,)
 
 
 def test_one_person_split_into_two_tracks_is_not_two_neighbours():

@@ -372,10 +372,10 @@ def bridging_boxes(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] |
     """
     steps = np.asarray(steps, np.int64)
     track_ids = np.asarray(track_ids, np.int64)
-    boxes = np.asarray(boxes, np.float64).reshape(len(steps), -1)[:, :4]
     flag = np.zeros(len(steps), bool)
     if len(steps) == 0:
         return flag
+    boxes = np.asarray(boxes, np.float64).reshape(len(steps), -1)[:, :4]
     ids = [t for t in np.unique(track_ids) if t > 0]
     uniq, inverse = np.unique(steps, return_inverse=True)
     # every track's box at every step with an observation: [T, S, 4] and known [T, S]
