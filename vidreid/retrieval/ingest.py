@@ -5,7 +5,8 @@ Pipeline: decode (OpenCV) -> detect people (:mod:`vidreid.retrieval.detect`; def
 embed each box (the tracker's appearance encoder, if any) -> track
 (:mod:`vidreid.retrieval.track`; ``reid`` with appearance, else ``sort``) -> cut tracks into
 tracklets (:func:`~vidreid.retrieval.track.cut_tracklets`: gaps, appearance jumps, boxes too
-wide for one person) -> decode again and write the crops (and, with ``draw``, the video
+wide for one person, boxes between two other tracks' people,
+:func:`~vidreid.retrieval.track.bridging_boxes`) -> decode again and write the crops (and, with ``draw``, the video
 with boxes and track ids). ``start`` / ``max_frames`` take a piece of the video.
 
 Output ``DIR`` (loads with ``build_dataset("folder", DIR)``)::

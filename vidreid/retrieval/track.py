@@ -25,7 +25,9 @@ alone); our DeepSORT-style Kalman filter and scipy's assignment do the numerics 
 ``--tracker deepsort`` alone needs deep-sort-realtime (see pyproject.toml).
 
 :func:`cut_tracklets` turns tracks into re-ID tracklets (also cutting where a track's
-appearance jumps, :func:`appearance_cuts`, and where a box is too wide to be one person);
+appearance jumps, :func:`appearance_cuts`, and where a box is too wide to be one person;
+:func:`bridging_boxes` finds the boxes a detector puts between two people, for its
+``keep``);
 :func:`evaluate_mot` scores tracks against ground truth with motmetrics (MOTA, IDF1...).
 """
 
