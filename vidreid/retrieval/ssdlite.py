@@ -407,7 +407,8 @@ def covered_share(boxes: np.ndarray, cover: np.ndarray) -> np.ndarray:
 
 
 def merge_views(views: list[tuple[np.ndarray, tuple[int, int, int, int]]],
-                shape: tuple[int, ...], nms_iou: float = GRAPH_NMS_IOU) -> np.ndarray:
+                shape: tuple[int, ...], nms_iou: float = GRAPH_NMS_IOU,
+                full_frame_yield: float | None = FULL_FRAME_YIELD) -> np.ndarray:
     """One frame's boxes from the boxes of its views.
 
     ``views``: ``(boxes [K, 5] x1, y1, x2, y2, score in frame pixels, window (x1, y1, x2,
@@ -416,9 +417,9 @@ def merge_views(views: list[tuple[np.ndarray, tuple[int, int, int, int]]],
 
     1. a tile box within ``TILE_EDGE_PX`` of an inner tile edge is *cut* (part of the
        person is outside the tile);
-    2. a full-frame box with at least ``FULL_FRAME_YIELD`` of its area inside the union of
+    2. a full-frame box with at least ``full_frame_yield`` of its area inside the union of
        the uncut tile boxes is dropped: the tiles see that place at higher resolution
-       (why: ``FULL_FRAME_YIELD``);
+       (why: ``FULL_FRAME_YIELD``; ``None``: no such step, plain NMS as before);
     3. NMS across all views at ``nms_iou``, highest score first;
     4. a cut box of which another, uncut, kept box covers ``TILE_COVER`` is dropped.
 
@@ -444,9 +445,9 @@ def merge_views(views: list[tuple[np.ndarray, tuple[int, int, int, int]]],
     c = np.concatenate(cut)
     f = np.concatenate(full)
     tile_boxes = b[~f & ~c]
-    if f.any() and len(tile_boxes):
+    if full_frame_yield is not None and f.any() and len(tile_boxes):
         yields = np.zeros(len(b), bool)
-        yields[f] = covered_share(b[f], tile_boxes) >= FULL_FRAME_YIELD
+        yields[f] = covered_share(b[f], tile_boxes) >= full_frame_yield
         b, c = b[~yields], c[~yields]
     keep = tv_nms(torch.from_numpy(b[:, :4]), torch.from_numpy(b[:, 4]), nms_iou).numpy()
     b, c = b[keep], c[keep]
@@ -573,6 +574,13 @@ class SSDLiteDetector:
 
     def detect_batch(self, frames: list[np.ndarray]) -> list[np.ndarray]:
         """Boxes of each frame (see the class docstring), in one forward pass."""
+        return [self._merge(views, frame.shape[:2]) for views, frame in
+                zip(self.view_boxes(frames), frames, strict=True)]
+
+    def view_boxes(self, frames: list[np.ndarray]
+                   ) -> list[list[tuple[np.ndarray, tuple[int, int, int, int]]]]:
+        """Per frame, per view: ``(boxes [K, 5] in frame pixels, window)``, before
+        :func:`merge_views` (one forward pass over all views of all frames)."""
         import cv2
 
         if not frames:
@@ -597,8 +605,7 @@ class SSDLiteDetector:
                                   x1 + det[:, 3] * (x2 - x1), y1 + det[:, 2] * (y2 - y1),
                                   det[:, 4]]).astype(np.float32)
             per_frame[f].append((px, v))
-        return [self._merge(views, frame.shape[:2]) for views, frame in
-                zip(per_frame, frames, strict=True)]
+        return per_frame
 
     def _merge(self, views: list[tuple[np.ndarray, tuple[int, int, int, int]]],
                shape: tuple[int, ...]) -> np.ndarray:
