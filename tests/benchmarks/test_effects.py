@@ -83,3 +83,14 @@ def test_tree_memory_counts_shared_pages_once_in_pss(effects) -> None:
     rss, pss = _tree_memory_bytes(os.getpid())
     # this process alone: both positive, PSS never above RSS (shared pages are split)
     assert 0 < pss <= rss
+
+
+def test_a_run_stopped_before_its_evaluation_is_not_reused(effects, tmp_path) -> None:
+    run = tmp_path / "tp" / "bench_tp-seed3-1"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("run_name: bench_tp-seed3-1\ntrain:\n  seed: 3\n")
+    cfg = effects.load_config(run / "config.yaml")  # the same settings, as a new run has them
+    (run / effects.RESULT_FILE).write_text('{"metrics": {}, "minutes": 1.0}')
+    assert effects.finished_run(cfg, tmp_path, epochs=8) is None
+    (run / effects.RESULT_FILE).write_text('{"metrics": {"v2v/R1": 80.0}, "minutes": 1.0}')
+    assert effects.finished_run(cfg, tmp_path, epochs=8)["metrics"] == {"v2v/R1": 80.0}
