@@ -85,7 +85,7 @@ RSS_SAMPLE_S = 0.2
 STOP_POLL_S = 2.0  # how often an early-stop condition is checked (it walks a folder)
 #: ``--memory-complete-only``: completion settings that flag every stripe (the randomly
 #: initialised locator flags next to none at the trained tau): the most completion batches.
-FLAG_ALL = ["tau=2.0", "source_tau=2.0"]
+FLAG_ALL = ["tau=1.0", "source_tau=1.0"]  # cosine scores are < 1 unless identical
 MEMORY_WORKERS = 2
 #: Synthetic sets of the memory check: ``mars`` is MARS-scale (MARS: 625 training ids,
 #: 6 cameras, tracklets up to ~900 frames, 256x128); ``smoke`` checks the script.
