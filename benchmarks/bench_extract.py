@@ -160,10 +160,10 @@ def one_length(args: argparse.Namespace, cfg: dict) -> dict:
     ex = FeatureExtractor(cfg, None, batch_frames=args.batch_frames, amp=args.amp,
                           channels_last=not args.no_channels_last, num_workers=args.workers,
                           compile=args.compile)
-    ex(frames[:WARMUP_FRAMES])  # model warm-up (and the compile, with --compile)
+    ex.tracklet(frames[:WARMUP_FRAMES])  # model warm-up (and the compile, with --compile)
     before = rss_gb()
     start = time.perf_counter()
-    feat = ex(frames)
+    feat = ex.tracklet(frames)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # kB -> GB
     assert feat.shape == (ex.feature_dim,)
@@ -191,7 +191,10 @@ def run_lengths(args: argparse.Namespace) -> int:
                    "--amp", args.amp] + (["--compile"] if args.compile else []) + (
                    ["--no-channels-last"] if args.no_channels_last else []) + (
                    ["--threads", str(args.threads)] if args.threads else [])
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True)
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode:
+                raise SystemExit(f"the {n}-frame child failed (exit {out.returncode}):\n"
+                                 f"{out.stderr[-3000:]}")
             row = json.loads(out.stdout.strip().splitlines()[-1])
             print(f"{row['frames']:7d} {row['seconds']:8.2f} "
                   f"{row['frames'] / row['seconds']:9.2f} {row['peak_gb']:8.2f} "

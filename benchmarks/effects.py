@@ -305,6 +305,9 @@ def train_one(config: str, effect: Effect, root: str, seed: int, budget: Budget,
         return reused
     t0, c0 = time.perf_counter(), cpu_seconds()
     result, run_dir, model, dataset = run_training(cfg)
+    if not result.last_eval:  # e.g. stopped by a signal: nothing to compare, nothing to reuse
+        raise RuntimeError(f"{run_dir}: training ended without its final evaluation; rerun "
+                           "the command (a new run of this seed is started)")
     out: dict[str, Any] = {"metrics": dict(result.last_eval), "run_dir": str(run_dir)}
     if measure and effect.mechanism is not None:
         out["mechanism"] = effect.mechanism(model.cpu().float().eval(), cfg, dataset, budget)
@@ -347,6 +350,8 @@ def finished_run(cfg: Any, runs_root: Path, epochs: int) -> dict[str, Any] | Non
             continue
         if (run / RESULT_FILE).is_file():
             out = json.loads((run / RESULT_FILE).read_text())
+            if not out.get("metrics"):  # stopped before its final evaluation: not finished
+                continue
         else:  # a run from before result.json: its last evaluation from the log
             evals = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()
                      if '"eval"' in line]

@@ -23,6 +23,9 @@ JSON lines:
   and its CPU ms per crop;
 - ``--detector-views``: ``detector_views``: one-view alternatives (larger inputs) against
   the five-view output: recall of its boxes at IoU 0.5 and CPU ms per frame;
+- ``--view-fusion``: ``view_fusion``: on every 10th frame, the boxes the detector's view
+  merge keeps with the full frame yielding to the tiles (the default) and with plain NMS
+  across views, and the boxes only one of them has (pictures in ``OUT/fusion/``);
 - ``detector_forward``: the detector alone on ``--batch`` frames per call (ms per frame);
 - ``tracklets``: count, length distribution (min, quartiles, max);
 - ``appearance``: cosine distances of the encoder between the two halves of each tracklet
@@ -70,6 +73,7 @@ SHEET_COLS = 8
 SHEET_ROWS = 3
 CELL = (128, 64)  # H, W of a crop on a sheet
 INDEX_CROPS = 6
+FUSION_STEP = 10  # --view-fusion looks at every 10th frame
 
 
 def default_video() -> str:
@@ -300,6 +304,45 @@ def detector_views(video: str, args: argparse.Namespace) -> list[dict]:
     return rows
 
 
+def view_fusion(video: str, out: Path) -> dict:
+    """The merge of the detector's five views with and without the full frame yielding to
+    the tiles (``ssdlite.FULL_FRAME_YIELD``) on every 10th frame: boxes each keeps, and the
+    boxes of one with no box of the other at IoU 0.5 (their pictures, the kept boxes in
+    green, in ``out/fusion/`` for a look)."""
+    import cv2
+    import torch
+
+    from vidreid.retrieval.ssdlite import SSDLiteDetector, merge_views
+
+    torch.set_num_threads(DEFAULT_THREADS)
+    frames = read_frames(video, set(range(1, 795, FUSION_STEP)))
+    det = SSDLiteDetector(tiles=2)
+    counts = {"frames": len(frames), "plain_nms": 0, "full_frame_yields": 0,
+              "only_plain_nms": 0, "only_full_frame_yields": 0}
+    dest = out / "fusion"
+    dest.mkdir(parents=True, exist_ok=True)
+    for k in sorted(frames):
+        views = det.view_boxes([frames[k]])[0]
+        plain = merge_views(views, frames[k].shape, full_frame_yield=None)
+        new = merge_views(views, frames[k].shape)
+        counts["plain_nms"] += len(plain)
+        counts["full_frame_yields"] += len(new)
+        for a, b, key in ((plain, new, "only_plain_nms"), (new, plain, "only_full_frame_yields")):
+            miss = a if not len(b) else a[iou_matrix(a[:, :4], b[:, :4]).max(1) < 0.5]
+            counts[key] += len(miss)
+            for box in miss:
+                pic = frames[k].copy()
+                for q in new:
+                    cv2.rectangle(pic, (int(q[0]), int(q[1])), (int(q[2]), int(q[3])),
+                                  (0, 255, 0), 1)
+                cv2.rectangle(pic, (int(box[0]), int(box[1])), (int(box[2]), int(box[3])),
+                              (0, 0, 255), 1)
+                x1, y1 = max(int(box[0]) - 60, 0), max(int(box[1]) - 30, 0)
+                cv2.imwrite(str(dest / f"{key}_{k:04d}_{int(box[0])}.png"),
+                            pic[y1:int(box[3]) + 30, x1:int(box[2]) + 60])
+    return counts
+
+
 def encoder_sizes(video: str) -> list[dict]:
     """Separation of one person's boxes from two people's by the appearance encoder."""
     import cv2
@@ -406,6 +449,8 @@ def main() -> int:
                    "interpolation IoU)")
     p.add_argument("--encoder-sizes", action="store_true")
     p.add_argument("--detector-views", action="store_true")
+    p.add_argument("--view-fusion", action="store_true",
+                   help="also compare the detector's view merge with plain NMS across views")
     p.add_argument("--no-appearance-stats", action="store_true")
     p.add_argument("--existing", help="report on this finished ingest output instead")
     args = p.parse_args()
@@ -423,6 +468,8 @@ def main() -> int:
     if args.detector_views:
         for row in detector_views(args.video, args):
             print("detector_views: " + json.dumps(row), flush=True)
+    if args.view_fusion:
+        print("view_fusion: " + json.dumps(view_fusion(args.video, out)), flush=True)
 
     encoder, encoder_id = imagenet_encoder()
     run = run_ingest(args.video, out / "tracklets", args, every=args.every,

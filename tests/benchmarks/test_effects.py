@@ -124,3 +124,14 @@ def test_written_frames_counts_replaced_links_only(effects, tmp_path) -> None:
     (out / "b.jpg").unlink()
     (out / "b.jpg").write_bytes(b"completed")  # what complete does: replace the link
     assert written_frames(out.parent) == 1
+
+
+def test_a_run_stopped_before_its_evaluation_is_not_reused(effects, tmp_path) -> None:
+    run = tmp_path / "tp" / "bench_tp-seed3-1"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("run_name: bench_tp-seed3-1\ntrain:\n  seed: 3\n")
+    cfg = effects.load_config(run / "config.yaml")  # the same settings, as a new run has them
+    (run / effects.RESULT_FILE).write_text('{"metrics": {}, "minutes": 1.0}')
+    assert effects.finished_run(cfg, tmp_path, epochs=8) is None
+    (run / effects.RESULT_FILE).write_text('{"metrics": {"v2v/R1": 80.0}, "minutes": 1.0}')
+    assert effects.finished_run(cfg, tmp_path, epochs=8)["metrics"] == {"v2v/R1": 80.0}

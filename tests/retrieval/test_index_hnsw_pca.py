@@ -43,8 +43,8 @@ def data():
 
 
 def test_default_pca_dim_follows_the_dim():
-    assert default_pca_dim(512) == 128 and default_pca_dim(2048) == 512
-    assert default_pca_dim(64) == 64 and default_pca_dim(PCA_MIN_DIM * 2) == PCA_MIN_DIM
+    assert default_pca_dim(512) == 64 and default_pca_dim(2048) == 256
+    assert default_pca_dim(48) == 48 and default_pca_dim(PCA_MIN_DIM * 2) == PCA_MIN_DIM
 
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])

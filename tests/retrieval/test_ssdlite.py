@@ -18,8 +18,10 @@ from vidreid.retrieval.ssdlite import (
     INSTALL_HINT,
     SSDLiteDetector,
     _Conv,
+    covered_share,
     decode_boxes,
     graph_path,
+    merge_views,
     ssd_anchors,
 )
 from vidreid.retrieval.track import iou_matrix
@@ -85,6 +87,66 @@ def test_stride_two_padding_is_tensorflow_same():
 def test_default_detector_is_ssdlite_when_installed():
     assert default_detector() == "ssdlite"
     assert isinstance(build_detector("ssdlite", tiles=0), SSDLiteDetector)
+
+
+def test_covered_share_is_the_union_area():
+    box = np.array([[0, 0, 10, 10]], np.float32)
+    halves = np.array([[0, 0, 5, 10], [5, 0, 10, 10]], np.float32)
+    assert covered_share(box, halves)[0] == pytest.approx(1.0)
+    # overlapping covers count once: 60 + 30 - 10 = 80 of 100
+    crossing = np.array([[0, 0, 6, 10], [4, 0, 10, 5]], np.float32)
+    assert covered_share(box, crossing)[0] == pytest.approx(0.8)
+    # parts outside the box do not count; no cover, no share
+    outside = np.array([[-20, -20, 5, 5], [30, 30, 40, 40]], np.float32)
+    assert covered_share(box, outside)[0] == pytest.approx(0.25)
+    assert covered_share(box, np.zeros((0, 4), np.float32))[0] == 0.0
+
+
+# A 768x576 frame seen whole and as 2x2 tiles of 512x384 (SSDLiteDetector's default views).
+FULL, TILE_TR = (0, 0, 768, 576), (256, 0, 768, 384)
+
+
+def _boxes(*rows):
+    return np.asarray(rows, np.float32).reshape(-1, 5)
+
+
+def test_full_frame_box_between_two_people_yields_to_the_tiles():
+    """vtest.avi frame 266: the full frame puts one box (0.99) between a man and a woman
+    walking side by side; the top-right tile boxes each of them (0.74, 0.66). Plain NMS
+    across views keeps all three (IoU ~0.35 each); the merge keeps the two people."""
+    man, woman = (604.0, 131.0, 630.0, 197.0, 0.66), (627.5, 138.0, 655.0, 199.0, 0.74)
+    between = (612.0, 135.0, 645.5, 204.5, 0.99)
+    elsewhere = (100.0, 300.0, 130.0, 380.0, 0.8)  # someone only the full frame finds
+    views = [(_boxes(between, elsewhere), FULL), (_boxes(woman, man), TILE_TR)]
+    out = merge_views(views, (576, 768))
+    assert len(out) == 3
+    assert iou_matrix(out, _boxes(man, woman, elsewhere)).max(0).min() > 0.99
+    assert iou_matrix(out, _boxes(between)).max() < 0.5
+
+
+def test_full_frame_box_suppresses_nothing_the_tiles_box_better():
+    """vtest.avi frame 36: the full frame's box between the pair (0.96) overlapped the
+    tile's box of the woman at IoU 0.67 and suppressed it in plain NMS; now the tile's
+    boxes of both people stay and the one between goes."""
+    between = (604.5, 241.1, 652.5, 337.9, 0.96)
+    man, woman = (592.4, 241.1, 638.2, 344.0, 0.89), (611.1, 241.1, 663.2, 344.5, 0.68)
+    out = merge_views([(_boxes(between), FULL), (_boxes(man, woman), TILE_TR)], (576, 768))
+    np.testing.assert_allclose(out, _boxes(man, woman), atol=1e-4)
+
+
+def test_full_frame_box_stays_where_the_tiles_see_only_part_or_a_neighbour():
+    # a neighbour the tile boxed covers ~1/5 of the full-frame box: both people stay
+    person, neighbour = (600.0, 140.0, 630.0, 210.0, 0.9), (624.0, 140.0, 654.0, 210.0, 0.8)
+    out = merge_views([(_boxes(person), FULL), (_boxes(neighbour), TILE_TR)], (576, 768))
+    assert len(out) == 2
+    # a tile box cut by the tile's lower edge (y = 384) does not stand for the person: the
+    # full-frame box stays and the cut box yields to it (TILE_COVER)
+    whole, cut = (300.0, 330.0, 340.0, 440.0, 0.7), (300.0, 330.0, 340.0, 384.0, 0.9)
+    out = merge_views([(_boxes(whole), FULL), (_boxes(cut), TILE_TR)], (576, 768))
+    np.testing.assert_allclose(out, _boxes(whole), atol=1e-4)
+    # only the full frame (tiles=0): its boxes as they are, NMS within it
+    out = merge_views([(_boxes(person, neighbour), FULL)], (576, 768))
+    assert len(out) == 2
 
 
 @needs_graph

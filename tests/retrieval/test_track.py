@@ -13,6 +13,7 @@ from vidreid.retrieval.track import (
     ReidTracker,
     SortTracker,
     appearance_cuts,
+    bridging_boxes,
     build_tracker,
     cut_tracklets,
     evaluate_mot,
@@ -167,6 +168,46 @@ def test_outlier_crops_and_widened_boxes_are_left_out():
     assert [c.tolist() for c in cuts] == [list(range(4)), list(range(6, 20))]
     with pytest.raises(ValueError, match="aspects"):
         cut_tracklets(steps, ids, max_aspect_growth=1.3)
+
+
+def _walker(track: int, x0: float, steps, w: float = 24, h: float = 60):
+    """Rows (step, track, x1, y1, x2, y2) of someone walking right at 2 px a step."""
+    return [(t, track, x0 + 2 * t, 100, x0 + 2 * t + w, 100 + h) for t in steps]
+
+
+def test_a_box_between_two_tracked_people_is_bridging():
+    """vtest.avi's walking pair: on steps 5-14 the detector gives one box of a person's
+    width between the man (track 1) and the woman (track 2) instead of their own (they are
+    boxed before and after); that box's track (3) is flagged, theirs are not."""
+    rows = (_walker(1, 100, [*range(5), *range(15, 20)])
+            + _walker(2, 125, [*range(5), *range(15, 20)])
+            + _walker(3, 112.5, range(5, 15)))
+    steps, ids, boxes = (np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
+                         np.array([r[2:] for r in rows], float))
+    flag = bridging_boxes(steps, ids, boxes, max_gap=10)
+    assert flag[ids == 3].all() and not flag[ids != 3].any()
+    # the people's own tracks stay whole; the box between makes no tracklet
+    cuts = cut_tracklets(steps, ids, min_len=5, max_gap=10, keep=~flag)
+    assert sorted(set(ids[c].tolist()).pop() for c in cuts) == [1, 2]
+    # their tracks too far apart in time to interpolate: nothing to say where they were
+    assert not bridging_boxes(steps, ids, boxes, max_gap=8).any()
+    assert bridging_boxes(np.zeros(0), np.zeros(0), np.zeros((0, 5))).shape == (0,)
+
+
+def test_one_person_split_into_two_tracks_is_not_two_neighbours():
+    """Tracks 4 and 5 take turns on one walker (never boxed in the same frame; 5 lags by a
+    third of a width); a second walker (6) overlaps the first from the left. No box is
+    between two people."""
+    rows = (_walker(4, 300, range(0, 20, 2)) + _walker(5, 308, range(1, 20, 2))
+            + _walker(6, 280, range(20)))
+    steps, ids, boxes = (np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
+                         np.array([r[2:] for r in rows], float))
+    assert not bridging_boxes(steps, ids, boxes, max_gap=10).any()
+    # were 5 another person (boxed in the same frames as 4), 4's boxes would be between
+    both = _walker(4, 300, range(20)) + _walker(5, 308, range(20)) + _walker(6, 280, range(20))
+    steps, ids, boxes = (np.array([r[0] for r in both]), np.array([r[1] for r in both]),
+                         np.array([r[2:] for r in both], float))
+    assert bridging_boxes(steps, ids, boxes, max_gap=10)[ids == 4].all()
 
 
 def test_cut_tracklets_rules():

@@ -35,7 +35,9 @@ from vidreid.retrieval.index import (
 from vidreid.retrieval.index.hnsw_pca import (
     HNSW_PCA_DEFAULT_EF_CONSTRUCTION,
     HNSW_PCA_DEFAULT_EF_SEARCH,
+    HNSW_PCA_DEFAULT_M,
 )
+from vidreid.retrieval.index.ivf_pca import IVF_PCA_DEFAULT_NPROBE, IVF_PCA_MAX_NLIST
 from vidreid.retrieval.ingest import ingest_root
 from vidreid.retrieval.report import tracklet_name, write_report
 
@@ -281,24 +283,24 @@ def register(subparsers: Any) -> None:
     p.add_argument("feats", help="features folder written by vidreid extract")
     p.add_argument("--out", required=True, help="index file to write")
     p.add_argument("--kind", choices=INDEX_BACKENDS.names(), default="flat",
-                   help="flat = exact (default); ivf, hnsw, hnsw_pca approximate; ivfpq "
-                   "compressed")
+                   help="flat = exact (default); ivf, ivf_pca, hnsw, hnsw_pca approximate "
+                   "(ivf_pca: fastest build of a large gallery); ivfpq compressed")
     p.add_argument("--metric", choices=METRICS, default="euclidean")
     p.add_argument("--nlist", type=int,
-                   help=f"ivf/ivfpq: cells (default ~4*sqrt(N), at most {IVF_MAX_NLIST} / "
-                   f"{IVFPQ_MAX_NLIST})")
+                   help=f"ivf/ivfpq/ivf_pca: cells (default ~4*sqrt(N), at most {IVF_MAX_NLIST} / "
+                   f"{IVFPQ_MAX_NLIST} / {IVF_PCA_MAX_NLIST})")
     p.add_argument("--nprobe", type=int,
-                   help=f"ivf/ivfpq: cells scanned per query (default {IVF_DEFAULT_NPROBE} / "
-                   f"{IVFPQ_DEFAULT_NPROBE})")
+                   help=f"ivf/ivfpq/ivf_pca: cells scanned per query (default {IVF_DEFAULT_NPROBE} "
+                   f"/ {IVFPQ_DEFAULT_NPROBE} / {IVF_PCA_DEFAULT_NPROBE})")
     p.add_argument("--pq-m", type=int, help="ivfpq: sub-quantisers, divides the dim (default D/8)")
     p.add_argument("--pq-nbits", type=int, help="ivfpq: bits per sub-quantiser code (default 8)")
     p.add_argument("--refine", type=int, help="ivfpq: keep the float vectors and re-rank "
-                   "REFINE*k PQ hits exactly (default 0: off, least memory); hnsw_pca: "
-                   "graph hits re-ranked per top-k hit (default 5)")
-    p.add_argument("--pca-dim", type=int, help="hnsw_pca: principal components the graph is "
-                   "built on (default D/4, at least 128)")
+                   "REFINE*k PQ hits exactly (default 0: off, least memory); hnsw_pca, ivf_pca: "
+                   "candidates re-ranked per top-k hit (default 5)")
+    p.add_argument("--pca-dim", type=int, help="hnsw_pca, ivf_pca: principal components the "
+                   "graph or cells are built on (default D/8, at least 64)")
     p.add_argument("--hnsw-m", type=int, help=f"hnsw, hnsw_pca: links per node (default "
-                   f"{HNSW_DEFAULT_M})")
+                   f"{HNSW_DEFAULT_M} / {HNSW_PCA_DEFAULT_M})")
     p.add_argument("--ef-c", type=int, help=f"hnsw, hnsw_pca: efConstruction (default "
                    f"{HNSW_DEFAULT_EF_CONSTRUCTION} / {HNSW_PCA_DEFAULT_EF_CONSTRUCTION})")
     p.add_argument("--ef-search", type=int, help=f"hnsw, hnsw_pca: efSearch (default "

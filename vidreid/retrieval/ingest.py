@@ -5,7 +5,8 @@ Pipeline: decode (OpenCV) -> detect people (:mod:`vidreid.retrieval.detect`; def
 embed each box (the tracker's appearance encoder, if any) -> track
 (:mod:`vidreid.retrieval.track`; ``reid`` with appearance, else ``sort``) -> cut tracks into
 tracklets (:func:`~vidreid.retrieval.track.cut_tracklets`: gaps, appearance jumps, boxes too
-wide for one person) -> decode again and write the crops (and, with ``draw``, the video
+wide for one person, boxes between two other tracks' people,
+:func:`~vidreid.retrieval.track.bridging_boxes`) -> decode again and write the crops (and, with ``draw``, the video
 with boxes and track ids). ``start`` / ``max_frames`` take a piece of the video.
 
 Output ``DIR`` (loads with ``build_dataset("folder", DIR)``)::
@@ -47,7 +48,7 @@ import numpy as np
 
 from vidreid.atomic import write_text
 from vidreid.retrieval.detect import Detector, build_detector, default_detector
-from vidreid.retrieval.track import build_tracker, cut_tracklets
+from vidreid.retrieval.track import bridging_boxes, build_tracker, cut_tracklets
 
 MANIFEST_NAME = "manifest.csv"
 SUMMARY_NAME = "ingest.json"
@@ -352,6 +353,7 @@ def ingest_video(
     max_jump: float | None = DEFAULT_MAX_JUMP,
     max_outlier: float | None = DEFAULT_MAX_OUTLIER,
     max_aspect_growth: float | None = DEFAULT_MAX_ASPECT_GROWTH,
+    drop_bridging: bool = True,
     draw: str | os.PathLike[str] | None = None,
     threads: int | None = DEFAULT_THREADS,
     interpolate: bool = True,
@@ -373,6 +375,9 @@ def ingest_video(
     boxes more than ``max_aspect_growth`` times as wide (for their height) as their track's
     median box, and crops farther than ``max_outlier`` from their tracklet's mean appearance
     (see :func:`~vidreid.retrieval.track.cut_tracklets`; ``None``: no such rule).
+    ``drop_bridging``: boxes between two other tracks' people (the detector's one box
+    for two people walking side by side) are left out too
+    (:func:`~vidreid.retrieval.track.bridging_boxes`).
     ``start`` / ``max_frames`` take a piece of the video (frame numbers stay the video's);
     a detector with ``detect_batch`` gets ``batch_frames`` frames per call. ``draw``: also
     write the video (the piece taken) with every box and its track id (MP4). With ``every > 1`` and
@@ -568,8 +573,10 @@ def ingest_video(
                                          embeds[rows] if embeds is not None else None)
         steps = (det_frames - start) // every
         width, height = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-        keep = (None if max_width_ratio is None
+        keep = (np.ones(len(boxes), bool) if max_width_ratio is None
                 else width <= max_width_ratio * np.maximum(height, 1e-6))
+        if drop_bridging:
+            keep &= ~bridging_boxes(steps, track_ids, boxes, max_gap=max_gap)
         tracklets = cut_tracklets(steps, track_ids, min_len=min_len, max_gap=max_gap,
                                   max_len=max_len, keep=keep, embeddings=embeds,
                                   max_jump=max_jump if embeds is not None else None,
@@ -672,7 +679,7 @@ def ingest_video(
                   "max_width_ratio": max_width_ratio,
                   "max_jump": max_jump if embeds is not None else None,
                   "max_outlier": max_outlier if embeds is not None else None,
-                  "max_aspect_growth": max_aspect_growth,
+                  "max_aspect_growth": max_aspect_growth, "drop_bridging": drop_bridging,
                   "batch_frames": batch_frames, "interpolate": interpolate,
                   "draw": os.path.abspath(os.fspath(draw)) if draw is not None else None},
     )

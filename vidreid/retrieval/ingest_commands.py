@@ -9,7 +9,8 @@ trained model with ``--model RUN`` (or ``--config``/``--weights``) or else the I
 MobileNetV2 that ships with vidreid, :mod:`vidreid.retrieval.appearance`), cuts tracks into
 tracklets (``--min-len``, ``--max-gap``, ``--max-len``, appearance jumps ``--max-jump``,
 crops unlike their tracklet ``--max-outlier``, merged or widened boxes
-``--max-width-ratio`` / ``--max-aspect-growth``) and
+``--max-width-ratio`` / ``--max-aspect-growth``, boxes between two other tracks' people
+unless ``--keep-bridging``) and
 writes the crops in the ``folder`` layout with ``manifest.csv``; see
 :mod:`vidreid.retrieval.ingest`. ``--start``/``--max-frames`` take a piece of the video;
 ``--draw OUT.mp4`` writes it with the boxes and track ids.
@@ -160,6 +161,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         threads=args.threads, interpolate=not args.no_interpolate,
         max_outlier=max_outlier if max_outlier > 0 else None,
         max_aspect_growth=args.max_aspect_growth if args.max_aspect_growth > 0 else None,
+        drop_bridging=not args.keep_bridging,
     )
     lengths = summary.tracklet_lengths
     print(f"{summary.frames_decoded} frames ({summary.frames_detected} detected), "
@@ -236,6 +238,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-width-ratio", type=float, default=MAX_PERSON_WIDTH_RATIO,
                    help="boxes wider than this times their height (merged people) are left "
                    "out of tracklets (0 = keep all)")
+    p.add_argument("--keep-bridging", action="store_true",
+                   help="keep boxes between two other tracks' people (default: left out; "
+                   "the one box a detector puts between two people walking side by side)")
     p.add_argument("--start", type=int, default=0, help="first video frame to take")
     p.add_argument("--max-frames", type=int, help="take at most this many frames")
     p.add_argument("--draw", metavar="OUT.mp4",

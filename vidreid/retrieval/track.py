@@ -25,7 +25,9 @@ alone); our DeepSORT-style Kalman filter and scipy's assignment do the numerics 
 ``--tracker deepsort`` alone needs deep-sort-realtime (see pyproject.toml).
 
 :func:`cut_tracklets` turns tracks into re-ID tracklets (also cutting where a track's
-appearance jumps, :func:`appearance_cuts`, and where a box is too wide to be one person);
+appearance jumps, :func:`appearance_cuts`, and where a box is too wide to be one person;
+:func:`bridging_boxes` finds the boxes a detector puts between two people, for its
+``keep``);
 :func:`evaluate_mot` scores tracks against ground truth with motmetrics (MOTA, IDF1...).
 """
 
@@ -45,6 +47,20 @@ _INFEASIBLE = 1e6
 EMBED_MOMENTUM = 0.9
 #: Observations on each side of a candidate cut when looking for an appearance jump.
 JUMP_WINDOW = 4
+#: A box between two other people's boxes (one left of its centre, one right) that reaches
+#: over this share of its width into each of them is a box between two people (see
+#: :func:`bridging_boxes`). On vtest.avi the boxes the detector put between a man and a woman
+#: walking side by side reached 0.17-0.7 of their width into each person's box; two people
+#: walking side by side, each boxed, overlap by less than this (their boxes are each
+#: other's neighbours on one side only).
+BRIDGE_PART = 0.15
+#: ... whose centres are at least this share of its width left and right of its centre
+#: (boxes of the same person, e.g. two tracks taking turns on one walker, are not
+#: neighbours; a box midway between two people is half a person's width from each)...
+BRIDGE_OFFSET = 0.25
+#: ... and whose heights overlap this share of the box's height (the same depth in the
+#: scene, not someone far behind).
+BRIDGE_HEIGHT = 0.6
 
 
 def _deep_sort(module: str) -> Any:
@@ -309,6 +325,109 @@ def appearance_cuts(embeddings: np.ndarray, max_jump: float,
     cuts = [t for t in range(least, n - least + 1) if t < n and dist[t] > max_jump
             and dist[t] >= dist[max(0, t - window): t + window + 1].max()]
     return np.asarray(cuts, np.int64)
+
+
+def _positions(steps: np.ndarray, boxes: np.ndarray, at: np.ndarray, max_gap: int
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """One track's boxes at the steps ``at``: its own box where it has one, else the linear
+    interpolation of its boxes before and after when they are at most ``max_gap + 1`` steps
+    apart. Returns ``(boxes [len(at), 4], known [len(at)])``."""
+    order = np.argsort(steps, kind="stable")
+    steps, boxes = steps[order], boxes[order, :4]
+    out = np.zeros((len(at), 4))
+    j = np.searchsorted(steps, at, side="left")
+    exact = (j < len(steps)) & (steps[np.minimum(j, len(steps) - 1)] == at)
+    out[exact] = boxes[j[exact]]
+    inner = ~exact & (j > 0) & (j < len(steps))
+    lo, hi = j[inner] - 1, j[inner]
+    span = steps[hi] - steps[lo]
+    ok = span <= max_gap + 1
+    t = ((at[inner] - steps[lo]) / np.maximum(span, 1))[:, None]
+    inner_rows = np.flatnonzero(inner)
+    out[inner_rows[ok]] = ((1 - t) * boxes[lo] + t * boxes[hi])[ok]
+    known = exact.copy()
+    known[inner_rows[ok]] = True
+    return out, known
+
+
+def bridging_boxes(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] | np.ndarray,
+                   boxes: np.ndarray, *, max_gap: int = 10, part: float = BRIDGE_PART,
+                   offset: float = BRIDGE_OFFSET, height: float = BRIDGE_HEIGHT) -> np.ndarray:
+    """Which observations are boxes *between* two people: ``[N]`` bool.
+
+    Observation ``i`` (``boxes[i]`` x1, y1, x2, y2 at ``steps[i]`` of track
+    ``track_ids[i]``) is one when two *other* tracks are there at the same step, one with
+    its box's centre at least ``offset`` of box ``i``'s width left of box ``i``'s centre
+    and one as far right of it, and box ``i`` reaches over at least ``part`` of its width
+    into each of them, their heights overlapping at least ``height`` of its own. Where
+    another track has no box at that step (the detector gave the one box in between
+    instead), its box is interpolated from its boxes before and after, up to ``max_gap``
+    steps apart. Another track whose boxes, within ``max_gap`` steps, take turns with
+    track ``i``'s (some fall between two of track ``i``'s, none at the same step) does not
+    count: that is one person the tracker split between two tracks.
+
+    Why (ours, not in SORT/DeepSORT): a CNN detector, at low resolution, often boxes two
+    people walking side by side with *one* box of a single person's width centred between
+    them; it is neither wider nor different in look from frame to frame, so no width or
+    appearance rule sees it, and as a track it holds half of each person. The two people
+    are boxed on other frames, so their tracks say where they are.
+    """
+    steps = np.asarray(steps, np.int64)
+    track_ids = np.asarray(track_ids, np.int64)
+    flag = np.zeros(len(steps), bool)
+    if len(steps) == 0:
+        return flag
+    boxes = np.asarray(boxes, np.float64).reshape(len(steps), -1)[:, :4]
+    ids = [t for t in np.unique(track_ids) if t > 0]
+    uniq, inverse = np.unique(steps, return_inverse=True)
+    # every track's box at every step with an observation: [T, S, 4] and known [T, S]
+    where = np.zeros((len(ids), len(uniq), 4))
+    known = np.zeros((len(ids), len(uniq)), bool)
+    for k, tid in enumerate(ids):
+        mine = track_ids == tid
+        first, last = steps[mine].min(), steps[mine].max()
+        span = np.flatnonzero((uniq >= first) & (uniq <= last))
+        where[k, span], known[k, span] = _positions(steps[mine], boxes[mine], uniq[span],
+                                                    max_gap)
+    row = {tid: k for k, tid in enumerate(ids)}
+    seen = {tid: np.unique(steps[track_ids == tid]) for tid in ids}
+
+    def other_person(k: int, own: int, at: int) -> bool:
+        """Whether track ``k`` is someone else than track ``own`` (see the docstring)."""
+        a, b = seen[own], seen[k]
+        a = a[np.abs(a - at) <= max_gap]
+        b = b[np.abs(b - at) <= max_gap]
+        if np.intersect1d(a, b, assume_unique=True).size:
+            return True  # boxed in the same frame: two people
+        return not ((b > a.min()) & (b < a.max())).any()  # turns taken: one person
+
+    width = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-9)
+    tall = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-9)
+    centre = (boxes[:, 0] + boxes[:, 2]) / 2
+    for i in range(len(steps)):
+        s = inverse[i]
+        others = known[:, s].copy()
+        if track_ids[i] in row:
+            others[row[track_ids[i]]] = False
+        if not others.any():
+            continue
+        o = where[others, s]
+        vert = (np.minimum(o[:, 3], boxes[i, 3]) - np.maximum(o[:, 1], boxes[i, 1])) / tall[i]
+        oc = (o[:, 0] + o[:, 2]) / 2
+        into_left = (np.minimum(o[:, 2], boxes[i, 2]) - boxes[i, 0]) / width[i]
+        into_right = (boxes[i, 2] - np.maximum(o[:, 0], boxes[i, 0])) / width[i]
+        same_depth = vert >= height
+        left = same_depth & (oc <= centre[i] - offset * width[i]) & (into_left >= part)
+        right = same_depth & (oc >= centre[i] + offset * width[i]) & (into_right >= part)
+        if not (left.any() and right.any()):
+            continue
+        if track_ids[i] in row:  # neighbours must be other people than track i's
+            tids = np.asarray(ids)[others]
+            real = np.array([other_person(int(t), int(track_ids[i]), int(steps[i]))
+                             for t in tids])
+            left, right = left & real, right & real
+        flag[i] = bool(left.any() and right.any())
+    return flag
 
 
 def cut_tracklets(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] | np.ndarray,

@@ -9,20 +9,25 @@ This is FAISS's "PCA{d},HNSW{M}" + ``IndexRefineFlat`` pattern ("Indexing 1M vec
 "Guidelines to choose an index" in the FAISS wiki), with our own re-rank.
 
 Why (issue 18, ``benchmarks/bench_index.py``): building an HNSW graph is a beam search per
-inserted vector, each step a distance; at ``pca_dim = D/4`` those distances read 4x less
-memory and do 4x less arithmetic, and the graph only has to bring the true neighbours among
+inserted vector, each step a distance; at ``pca_dim = D/8`` those distances read 8x less
+memory and do 8x less arithmetic, and the graph only has to bring the true neighbours among
 ``refine * k`` candidates, not rank them. Measured with ``benchmarks/bench_index.py`` at 100k
 x 512 (default data, load ~12.7, so compare CPU seconds): ``hnsw`` (M=32, efConstruction 40)
 built in 49.8 CPU-s and reached recall@10 0.964 at its default efSearch 128 (1.22 CPU ms/q);
 this kind built in 24.6 CPU-s and reached 0.986 at efSearch 32 (0.31 CPU ms/q).
 
-Not enough for issue 18's goal on that benchmark's default data at 1M x 512: there (identity
-centres i.i.d. in all 512 dims, see the benchmark's doc) the same settings gave recall@10
-0.39 / 0.48 / 0.57 / 0.65 at efSearch 32 / 64 / 128 / 256 after a 372 CPU-s build (a scratch
-run of the same FAISS indexes under load 8-13): a graph has nothing to follow towards the
-query's identity when all other identities are equally far. With the identity centres in a
-64-d subspace (``--centre-dim 64``) the defaults reached 0.992 at efSearch 32 (0.39 CPU ms/q)
-at 1M, but the build took 381.6 CPU-s, still over the goal's 2 minutes on 2 cores.
+Issue 18's goal (1M x 512 built in < 2 min on 2 cores, recall@10 >= 0.95, < 5 ms/query) sets
+the defaults. Quiet 2-core runs of ``bench_index.py --n 1000000 --kinds hnsw_pca --centre-dim 64``
+(identity centres in a 64-d subspace; ``benchmarks/results/index.md``): PCA 128, M=32,
+efConstruction 40 built in 172.7 s (recall 0.992 at efSearch 32); PCA 64, M=32, efC 40 in
+146.3 s (0.993); **PCA 64, M=24, efC 32 in 94.7 s, recall 0.979 at efSearch 64 (0.31 ms/q
+batched)**, the defaults now. Why 64 components suffice for re-ID embeddings: the identity
+centres of our trained TP network's features (1280-d, 190 identities of the synthetic effects
+set) hold 95% of their variance in 64 principal components, against 49% for isotropic centres
+of the same count (participation ratio 18 vs 165 dims; the numbers in the results file).
+On the benchmark's default data (centres i.i.d. in all 512 dims) these settings reach 0.970
+at 100k, but no setting tried reaches the goal at 1M (0.39-0.65 at PCA 128, M=32): a graph
+has nothing to follow towards the query's identity when all other identities are equally far.
 
 What PCA costs: the projection keeps the gallery's main directions; distances in it are
 approximate (on isotropic data a random quarter of the variance, on real embeddings, whose
@@ -30,7 +35,7 @@ variance is concentrated, most of it). Vectors added after the first add are pro
 the PCA fitted then, so a gallery whose distribution drifts far should be rebuilt. Removal
 leaves tombstones as in ``hnsw`` (same compaction rule).
 
-Defaults: ``pca_dim = D * HNSW_PCA_DIM_FRACTION`` (128 at 512-d, 512 at 2048-d), at least
+Defaults: ``pca_dim = D * HNSW_PCA_DIM_FRACTION`` (64 at 512-d, 256 at 2048-d), at least
 ``PCA_MIN_DIM`` or all D when D is smaller, ``M``
 ``HNSW_PCA_DEFAULT_M``, ``ef_construction`` ``HNSW_PCA_DEFAULT_EF_CONSTRUCTION``, ``ef_search``
 ``HNSW_PCA_DEFAULT_EF_SEARCH`` (FAISS searches with a beam of at least ``refine * k``),
@@ -49,14 +54,14 @@ import numpy as np
 from vidreid.retrieval.index.base import INDEX_BACKENDS, sample_rows
 from vidreid.retrieval.index.hnsw import HNSWBackend
 
-HNSW_PCA_DIM_FRACTION = 1 / 4
+HNSW_PCA_DIM_FRACTION = 1 / 8
 # Fewer components distort distances too much to find the neighbours among refine*k
 # candidates: a k-d projection of isotropic data changes squared distances by ~sqrt(2/k)
-# (12.5% at 128), and at 64-d -> 16 recall@10 fell to 0.70 (benchmark, 5,000 vectors).
-PCA_MIN_DIM = 128
-HNSW_PCA_DEFAULT_M = 32
-HNSW_PCA_DEFAULT_EF_CONSTRUCTION = 40
-HNSW_PCA_DEFAULT_EF_SEARCH = 32
+# (18% at 64), and at 64-d -> 16 recall@10 fell to 0.70 (benchmark, 5,000 vectors).
+PCA_MIN_DIM = 64
+HNSW_PCA_DEFAULT_M = 24
+HNSW_PCA_DEFAULT_EF_CONSTRUCTION = 32
+HNSW_PCA_DEFAULT_EF_SEARCH = 64
 HNSW_PCA_DEFAULT_REFINE = 5
 PCA_TRAIN_POINTS_PER_DIM = 100  # FAISS PCAMatrix subsamples past 1000 per input dimension
 
