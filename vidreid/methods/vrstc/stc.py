@@ -648,8 +648,8 @@ def complete_tracklet(
     hidden_sources: torch.Tensor | None = None,
 ) -> dict[int, torch.Tensor]:
     """Complete the occluded stripes of one tracklet, ``batch_frames`` target frames at a time
-    (bounded memory; the result does not depend on it: the generator has no batch-coupled
-    layer in eval mode).
+    (bounded memory; the result does not depend on it, up to float rounding: the
+    generator has no batch-coupled layer in eval mode).
 
     ``original``: the uint8 frames at their own sizes (``[T,3,H0,W0]`` or a list of
     ``[3, H_t, W_t]``), ``work`` ``[T,3,H,W]`` in [-1, 1], ``occluded [T,R]`` bool. Returns
