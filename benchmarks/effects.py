@@ -421,6 +421,22 @@ def record_row(method: str, row: str, path: Path = RESULTS) -> None:
     write_text(path, TABLE_TITLE + TABLE_HEADER + "\n".join(rows[m] for m in order) + "\n")
 
 
+def loss_curve(history: list[dict], key: str = "rec", parts: int = 10) -> list[dict]:
+    """The mean of ``key`` over each of ``parts`` equal spans of the logged records (records
+    are means over their steps, see ``stc._History``): ``[{"steps": "a-b", key: mean}]``."""
+    values = [(h["step"], h[key], h.get("n", 1)) for h in history if key in h]
+    out = []
+    for chunk in np.array_split(np.arange(len(values)), parts):
+        if len(chunk) == 0:
+            continue
+        rows = [values[i] for i in chunk]
+        weight = sum(r[2] for r in rows)
+        first = rows[0][0] - rows[0][2] + 1
+        out.append({"steps": f"{first}-{rows[-1][0]}",
+                    key: round(sum(r[1] * r[2] for r in rows) / weight, 4)})
+    return out
+
+
 def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
                      stc_steps: int | None) -> dict[str, Any]:
     """The completed copy of the occluded set: ``raw`` (a finished TP run) is the locator and
@@ -481,7 +497,7 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
         batch_size=cfg.train.batch_size, lr=cfg.train.lr, betas=tuple(cfg.train.betas),
         seed=cfg.train.seed, locator_scores=train_scores, reid_size=FRAME_SIZE,
         log_every=max(1, steps // LOSS_RECORDS), num_workers=cfg.data.num_workers,
-        weights=STCLossWeights(**dict(cfg.loss)))
+        weights=STCLossWeights(**dict(cfg.loss)), amp=cfg.train.amp)
     flat = loss_flatness(stc["history"], fraction=FLAT_FRACTION)
     log.info("   STCnet %d steps: last %s; hole L1, last %.0f%% of the logged steps vs the "
              "%.0f%% before: %s", steps, {k: round(v, 4) for k, v in stc["last"].items()},
@@ -492,34 +508,54 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
     log.info("   completion of truly occluded test stripes (PSNR dB / SSIM): %s",
              {k: (round(q["PSNR"], 2), round(q["SSIM"], 3), q["frames"])
               for k, q in quality.items()})
+    per = {k: {m: np.asarray(q[f"per_frame_{m.lower()}"]) for m in ("PSNR", "SSIM")}
+           for k, q in quality.items()}
+    tracklet = np.asarray(quality["stcnet"]["per_frame_tracklet"])
+    intervals = {}  # every fill's mean and its paired difference to STCnet, over frames
+    for k in per:
+        for m in ("PSNR", "SSIM"):
+            intervals[f"{m} {k}"] = t_interval(per[k][m].tolist())
+            if k != "stcnet":
+                d = per["stcnet"][m] - per[k][m]
+                intervals[f"{m} STCnet - {k}"] = t_interval(d.tolist())
+                # the same over tracklets (frames of a tracklet are not independent)
+                means = [float(d[tracklet == i].mean()) for i in np.unique(tracklet)]
+                intervals[f"{m} STCnet - {k}, over tracklets"] = t_interval(means)
+    for key, (mean, lo, hi) in intervals.items():
+        log.info("   %s: %.3f [%.3f, %.3f]", key, mean, lo, hi)
+    curve = loss_curve(stc["history"])
+    log.info("   STCnet hole L1 (mean over each tenth of the steps): %s", curve)
     completed_root = runs_dir / f"completed-{stamp}"
     summary = complete_dataset("mars", root, completed_root, reid, generator, height=h, width=w,
                                num_regions=loc.num_regions, tau=tau, source_tau=source_tau,
                                num_neighbours=gen.num_neighbours, reid_size=FRAME_SIZE)
     log.info("   completed %d of %d frames (%d stripes): %s", summary["frames_completed"],
              summary["frames"], summary["regions_completed"], completed_root)
-    diff = np.asarray(quality["stcnet"]["per_frame_psnr"]) - np.asarray(
-        quality["copy"]["per_frame_psnr"])
+    diff = per["stcnet"]["PSNR"] - per["copy"]["PSNR"]
     mechanism = {
         "PSNR STCnet - copy": float(diff.mean()),
         "PSNR STCnet": quality["stcnet"]["PSNR"], "PSNR copy": quality["copy"]["PSNR"],
         "PSNR mean fill": quality["mean"]["PSNR"], "PSNR input": quality["input"]["PSNR"],
+        "PSNR STCnet spatial only": quality["stcnet-spatial"]["PSNR"],
         "SSIM STCnet": quality["stcnet"]["SSIM"], "SSIM copy": quality["copy"]["SSIM"],
         "stripe recall": detection["recall"], "stripe precision": detection["precision"],
         "score AUC": detection["auc"], "tau": tau,
         "frames completed %": 100 * summary["frames_completed"] / max(summary["frames"], 1),
         "loss last/previous 10%": flat.get("ratio", math.nan),
     }
-    lo_hi = t_interval(diff.tolist())
+    lo_hi = intervals["PSNR STCnet - copy"]
     text = (f"PSNR STCnet - copy-from-nearest {lo_hi[0]:.2f} dB [{lo_hi[1]:.2f}, {lo_hi[2]:.2f}]"
             f" over {diff.size} occluded test frames (STCnet {mechanism['PSNR STCnet']:.2f}, copy"
             f" {mechanism['PSNR copy']:.2f}, mean fill {mechanism['PSNR mean fill']:.2f});"
             f" locator stripe recall {detection['recall']:.2f} precision"
             f" {detection['precision']:.2f} AUC {detection['auc']:.2f} at tau {tau:.3f};"
             f" STCnet {steps} steps, hole L1 last/previous 10% {flat.get('ratio', math.nan):.3f}")
-    out = {"root": str(completed_root), "mechanism": mechanism, "text": text,
-           "quality": {k: {kk: vv for kk, vv in q.items() if kk != "per_frame_psnr"}
+    out = {"root": str(completed_root), "raw_run": raw["run_dir"], "mechanism": mechanism,
+           "text": text, "intervals": intervals, "loss_curve": curve,
+           "quality": {k: {kk: vv for kk, vv in q.items() if not kk.startswith("per_frame")}
                        for k, q in quality.items()},
+           "per_frame": {k: {m: v.tolist() for m, v in q.items()} for k, q in per.items()},
+           "per_frame_tracklet": tracklet.tolist(),
            "detection": detection, "detection_config_tau": paper_tau, "completion": summary,
            "stc": {"steps": steps, "history": stc["history"], "flatness": flat,
                    "path": stc["path"]},
@@ -535,11 +571,28 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
     return out
 
 
+def load_completion(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
+    """A finished completion record (``completion-*.json`` of an earlier ``vrstc`` run) made
+    from the same raw TP run, so that more seeds reuse its STCnet and completed set."""
+    out = json.loads(Path(path).read_text())
+    if out.get("raw_run") != raw["run_dir"]:
+        raise ValueError(f"{path}: made from the raw run {out.get('raw_run')!r}, not from "
+                         f"{raw['run_dir']!r} (this run's first seed); drop --completion to "
+                         "train a new STCnet")
+    if not (Path(out["root"]) / "vrstc_completion.json").is_file():
+        raise ValueError(f"{path}: its completed set {out['root']} is missing or unfinished; "
+                         "drop --completion to make a new one")
+    log.info("   reusing the completion %s (%s)", path, out["root"])
+    return out
+
+
 def run_vrstc(seeds: list[int], root: str, budget: Budget, runs_dir: Path,
-              stc_steps: int | None) -> tuple[list[dict], dict]:
+              stc_steps: int | None,
+              completion_path: Path | None = None) -> tuple[list[dict], dict]:
     """VRSTC pairs: per seed, TP on the raw set (reused when finished) and TP on the completed
-    copy (made once, from seed ``seeds[0]``'s raw network). Returns the pairs and the
-    completion record; the completion's minutes count with the first seed's method run."""
+    copy (made once, from seed ``seeds[0]``'s raw network, or reused from
+    ``completion_path``). Returns the pairs and the completion record; the completion's
+    minutes count with the first seed's method run."""
     effect = VRSTC_EFFECT
     raws = {}
     for seed in seeds:
@@ -547,7 +600,10 @@ def run_vrstc(seeds: list[int], root: str, budget: Budget, runs_dir: Path,
         raws[seed] = train_one(effect.baseline, effect, root, seed, budget, runs_dir,
                                measure=False)
     log.info("== vrstc: locator, STCnet and completion from seed %d's raw TP", seeds[0])
-    completion = vrstc_completion(raws[seeds[0]], root, runs_dir, stc_steps)
+    if completion_path is not None:
+        completion = load_completion(completion_path, raws[seeds[0]])
+    else:
+        completion = vrstc_completion(raws[seeds[0]], root, runs_dir, stc_steps)
     runs = []
     for seed in seeds:
         log.info("== vrstc seed %d: TP on the completed set", seed)
@@ -579,6 +635,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-record", action="store_true", help="do not write the row")
     parser.add_argument("--stc-steps", type=int,
                         help=f"vrstc: STCnet steps (default: {VRSTC_STC_CONFIG}'s)")
+    parser.add_argument("--completion", type=Path,
+                        help="vrstc: reuse this completion-*.json (its STCnet, completed set "
+                             "and mechanism) of an earlier run from the same raw TP network")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.seeds < 1:
@@ -601,7 +660,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.method == "vrstc":
         stc_steps = args.stc_steps or (VRSTC_SMOKE_STEPS if args.budget == "smoke" else None)
         runs, completion = run_vrstc(seeds, root, budget, args.runs_dir / args.method,
-                                     stc_steps)
+                                     stc_steps, args.completion)
     for seed in seeds if args.method != "vrstc" else []:
         pair = {}
         for role, config in (("method", effect.config), ("baseline", effect.baseline)):

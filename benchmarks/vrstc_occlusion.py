@@ -11,6 +11,9 @@ MARS-scale synthetic set (625 training identities, 6 cameras, tracklets up to 40
 ``--memory mars-peak`` is the CPU-affordable version: every tracklet at the 400-frame cap,
 256x128, 6 identities: the per-tracklet and per-step peaks of MARS scale (the longest
 tracklet's locator pass, the training / completion batches), not its identity count.
+``--memory-complete-only STC_PT [--memory-tracklets N]`` measures ``complete`` alone with an
+STCnet checkpoint of the MARS config and every stripe flagged (every frame goes through the
+generator), ended after N tracklets (a tracklet costs minutes of CPU at 256x128).
 
 About 8 minutes on 2 CPU cores (re-ID ~1.3 min twice, STCnet 300 steps ~4 min). STCnet
 works at 64x32 (``configs/vrstc/stc/synth.yaml``); the locator and the ID guider see 128x64.
@@ -47,10 +50,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -77,6 +82,10 @@ FLAT_RECORDS = 40  # STCnet losses logged over the run (for the flatness check)
 MEMORY_STC_CONFIG = REPO / "configs" / "vrstc" / "stc" / "mars.yaml"
 MEMORY_LIMIT_GB = 6.0
 RSS_SAMPLE_S = 0.2
+STOP_POLL_S = 2.0  # how often an early-stop condition is checked (it walks a folder)
+#: ``--memory-complete-only``: completion settings that flag every stripe (the randomly
+#: initialised locator flags next to none at the trained tau): the most completion batches.
+FLAG_ALL = ["tau=1.0", "source_tau=1.0"]  # cosine scores are < 1 unless identical
 MEMORY_WORKERS = 2
 #: Synthetic sets of the memory check: ``mars`` is MARS-scale (MARS: 625 training ids,
 #: 6 cameras, tracklets up to ~900 frames, 256x128); ``smoke`` checks the script.
@@ -130,26 +139,42 @@ def hole_scores(pred: np.ndarray, clean: np.ndarray, flags: np.ndarray) -> tuple
 
 
 def completion_quality(generator, dataset, truths: dict, num_regions: int, num_neighbours: int,
-                       height: int, width: int) -> dict[str, dict[str, float]]:
+                       height: int, width: int,
+                       max_frames: int = MAX_QUALITY_FRAMES) -> dict[str, dict[str, float]]:
+    """PSNR / SSIM of the truly occluded stripes of occluded test frames against the clean
+    render (oracle masks), per fill: ``input`` (the occluded frame), ``mean``, ``copy``,
+    ``stcnet`` and ``stcnet-spatial`` (the same generator with every neighbour hidden: its
+    temporal branch reads nothing; a diagnostic of what the temporal branch adds). Per fill:
+    the means, the frame count and the per-frame values (``per_frame_psnr`` /
+    ``per_frame_ssim``, the same frames in the same order for every fill; ``per_frame_tracklet``:
+    each frame's tracklet, for intervals over tracklets). With more than ``max_frames``
+    occluded test frames, every k-th occluded tracklet is scored (spread over the split,
+    not its first identities)."""
     from vidreid.data.synth.ground_truth import load_frame_truth
     from vidreid.methods.vrstc.stc import complete_tracklet, load_tracklet
     from vidreid.models.vrstc import stripe_mask
 
     scores: dict[str, list[tuple[float, float]]] = {"input": [], "mean": [], "copy": [],
-                                                    "stcnet": []}
+                                                    "stcnet": [], "stcnet-spatial": []}
     copy_fallbacks = 0
-    tracklets = list(dict.fromkeys(t.frames for t in (*dataset.query, *dataset.gallery)))
-    for frames in tracklets:
+    tracklets = [f for f in dict.fromkeys(t.frames for t in (*dataset.query, *dataset.gallery))
+                 if truths[f].any()]
+    total = sum(int(truths[f].any(axis=1).sum()) for f in tracklets)
+    stride = max(1, math.ceil(total / max_frames))
+    which: list[int] = []
+    for index, frames in enumerate(tracklets[::stride]):
         flags = truths[frames]
-        if not flags.any() or len(scores["stcnet"]) >= MAX_QUALITY_FRAMES:
-            continue
+        if len(scores["stcnet"]) >= max_frames:
+            break
         original, work = load_tracklet(frames, height, width)
-        done = complete_tracklet(generator, original, work, torch.from_numpy(flags),
-                                 num_neighbours)
+        occluded = torch.from_numpy(flags)
+        done = complete_tracklet(generator, original, work, occluded, num_neighbours)
+        spatial = complete_tracklet(generator, original, work, occluded, num_neighbours,
+                                    hidden_sources=torch.ones_like(occluded))
         clean_frames = [t for t in range(len(frames)) if not flags[t].any()]
         for t, image in done.items():
             clean = load_frame_truth(frames[t]).clean
-            if clean is None or len(scores["stcnet"]) >= MAX_QUALITY_FRAMES:
+            if clean is None or len(scores["stcnet"]) >= max_frames:
                 continue
             orig = original[t].permute(1, 2, 0).numpy()
             hole = stripe_mask(torch.from_numpy(flags[t]), *orig.shape[:2])[0].numpy() > 0
@@ -163,12 +188,110 @@ def completion_quality(generator, dataset, truths: dict, num_regions: int, num_n
             else:
                 copy, copy_fallbacks = mean_fill, copy_fallbacks + 1
             for key, pred in (("input", orig), ("mean", mean_fill), ("copy", copy),
-                              ("stcnet", image.permute(1, 2, 0).numpy())):
+                              ("stcnet", image.permute(1, 2, 0).numpy()),
+                              ("stcnet-spatial", spatial[t].permute(1, 2, 0).numpy())):
                 scores[key].append(hole_scores(pred, clean, flags[t]))
+            which.append(index)
     out = {k: {"PSNR": float(np.mean([s[0] for s in v])), "SSIM": float(np.mean([s[1] for s in v])),
-               "frames": len(v), "per_frame_psnr": [s[0] for s in v]} for k, v in scores.items()}
+               "frames": len(v), "per_frame_psnr": [s[0] for s in v],
+               "per_frame_ssim": [s[1] for s in v]} for k, v in scores.items()}
     out["copy"]["fallback_to_mean"] = copy_fallbacks
+    for q in out.values():
+        q["per_frame_tracklet"] = which
     return out
+
+
+def tau_comparison(completion_path: Path, taus: list[float],
+                   max_frames: int = MAX_QUALITY_FRAMES) -> dict[str, dict[str, float]]:
+    """Completion with the locator's masks at each ``tau`` (and the trained one), end to end,
+    on occluded test tracklets (``max_frames`` truly occluded frames, spread as in
+    :func:`completion_quality`), from a finished ``benchmarks/effects.py vrstc`` completion
+    record (its STCnet, locator scores ``locator-STAMP.npz`` and raw set).
+
+    Per tau: ``completed``: the share of truly occluded stripes flagged (so completed);
+    ``PSNR occluded``: PSNR of every truly occluded stripe of the output against the clean
+    render (unflagged ones keep their occluder); ``PSNR copy`` the same with
+    copy-from-nearest-unflagged-frame as the fill and ``PSNR input`` without any fill;
+    ``PSNR false flags``: the output against the frame on clean stripes flagged by mistake
+    (what completion costs there). ``source_tau`` is the trained one (at least ``tau``)."""
+    from vidreid.data import build_dataset
+    from vidreid.data.synth.ground_truth import load_frame_truth
+    from vidreid.methods.vrstc.stc import complete_tracklet, load_stc_generator, load_tracklet
+    from vidreid.models.vrstc import stripe_mask
+
+    record = json.loads(Path(completion_path).read_text())
+    stamp = Path(completion_path).stem.split("-", 1)[1]
+    npz = np.load(Path(completion_path).parent / f"locator-{stamp}.npz")
+    generator, meta = load_stc_generator(record["stc"]["path"])
+    nn_ = int(meta["num_neighbours"])
+    h, w = int(meta["height"]), int(meta["width"])
+    dataset = build_dataset("mars", record["completion"]["input"])
+    unique = list(dict.fromkeys(t.frames for t in (*dataset.train, *dataset.query,
+                                                   *dataset.gallery)))
+    if sum(len(f) for f in unique) != len(npz["scores"]):
+        raise ValueError(f"{completion_path}: its locator scores do not match the set "
+                         f"{record['completion']['input']}")
+    offsets = np.cumsum([0, *[len(f) for f in unique]])
+    scores = {f: npz["scores"][offsets[i]:offsets[i + 1]] for i, f in enumerate(unique)}
+    truth = {f: npz["truth"][offsets[i]:offsets[i + 1]] for i, f in enumerate(unique)}
+    train = {t.frames for t in dataset.train}
+    test = [f for f in unique if f not in train and truth[f].any()]
+    stride = max(1, math.ceil(sum(int(truth[f].any(axis=1).sum()) for f in test) / max_frames))
+    test = test[::stride]
+    out = {}
+    for tau in [float(meta["tau"]), *taus]:
+        source_tau = max(float(meta["source_tau"]), tau)
+        acc: dict[str, list[float]] = {"PSNR occluded": [], "PSNR copy": [], "PSNR input": [],
+                                       "PSNR false flags": []}
+        flagged_true = total_true = 0
+        for frames in test:
+            flags = scores[frames] < tau
+            original, work = load_tracklet(frames, h, w)
+            done = complete_tracklet(generator, original, work, torch.from_numpy(flags), nn_,
+                                     hidden_sources=torch.from_numpy(scores[frames] < source_tau))
+            unflagged = [i for i in range(len(frames)) if not flags[i].any()]
+            for t in range(len(frames)):
+                occ, false = truth[frames][t], flags[t] & ~truth[frames][t]
+                if not occ.any() and not false.any():
+                    continue
+                orig = original[t].permute(1, 2, 0).numpy()
+                pred = done[t].permute(1, 2, 0).numpy() if t in done else orig
+                clean = load_frame_truth(frames[t]).clean
+                reference = orig if clean is None else clean
+                if false.any():
+                    acc["PSNR false flags"].append(hole_scores(pred, reference, false)[0])
+                if not occ.any():
+                    continue
+                flagged_true += int((flags[t] & occ).sum())
+                total_true += int(occ.sum())
+                copy = orig.copy()
+                if flags[t].any() and unflagged:
+                    near = min(unflagged, key=lambda i: (abs(i - t), i))
+                    hole = stripe_mask(torch.from_numpy(flags[t]), *orig.shape[:2])[0].numpy() > 0
+                    copy[hole] = original[near].permute(1, 2, 0).numpy()[hole]
+                acc["PSNR occluded"].append(hole_scores(pred, reference, occ)[0])
+                acc["PSNR copy"].append(hole_scores(copy, reference, occ)[0])
+                acc["PSNR input"].append(hole_scores(orig, reference, occ)[0])
+        out[f"tau {tau:.4f}"] = {
+            "tau": tau, "source_tau": source_tau,
+            "completed": flagged_true / max(total_true, 1), "occluded_stripes": total_true,
+            **{k: float(np.mean(v)) if v else math.nan for k, v in acc.items()},
+            "frames": len(acc["PSNR occluded"]), "false_flag_frames": len(acc["PSNR false flags"]),
+            "PSNR occluded - copy": t_interval_frames(
+                np.subtract(acc["PSNR occluded"], acc["PSNR copy"]))}
+        print(f"tau {tau:.4f}: {out[f'tau {tau:.4f}']}", flush=True)
+    return out
+
+
+def t_interval_frames(values: np.ndarray) -> list[float]:
+    """Mean and Student-t 95% interval of per-frame values."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    if v.size < 2:
+        return [float(v.mean()) if v.size else math.nan, math.nan, math.nan]
+    lo, hi = stats.t.interval(0.95, v.size - 1, loc=v.mean(), scale=stats.sem(v))
+    return [float(v.mean()), float(lo), float(hi)]
 
 
 def reid_row(root: str, epochs: int, runs_dir: Path, seed: int | None = None) -> dict:
@@ -243,38 +366,73 @@ def _tree_memory_bytes(root_pid: int) -> tuple[int, int]:
     return rss, pss
 
 
-def run_measured(cmd: list[str], log_path: Path) -> dict:
+def run_measured(cmd: list[str], log_path: Path,
+                 stop_when: Callable[[], str | None] | None = None) -> dict:
     """Run ``cmd``; its exit code, wall and CPU time, the peak RSS of its process
     (``ru_maxrss``) and the peak summed RSS and PSS of its process tree (sampled every
     ``RSS_SAMPLE_S``; the limit applies to the PSS: forked loader workers share most of
-    their RSS with the main process)."""
+    their RSS with the main process). ``stop_when`` (polled every ``STOP_POLL_S``) returns
+    a reason to end the command early (SIGTERM), recorded as ``stopped``."""
+    import signal
     import subprocess
 
     t0 = time.perf_counter()
+    stopped = None
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                 env={**os.environ, "PYTHONPATH": str(REPO)})
         peak_tree = peak_pss = 0
+        last_poll = t0
         while True:
             pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
             if pid:
                 break
             rss, pss = _tree_memory_bytes(proc.pid)
             peak_tree, peak_pss = max(peak_tree, rss), max(peak_pss, pss)
+            if stop_when is not None and stopped is None \
+                    and time.perf_counter() - last_poll >= STOP_POLL_S:
+                last_poll = time.perf_counter()
+                stopped = stop_when()
+                if stopped is not None:
+                    proc.send_signal(signal.SIGTERM)
             time.sleep(RSS_SAMPLE_S)
     return {"cmd": " ".join(cmd), "returncode": os.waitstatus_to_exitcode(status),
+            "stopped": stopped,
             "seconds": time.perf_counter() - t0, "cpu_seconds": usage.ru_utime + usage.ru_stime,
             "peak_rss_gb": usage.ru_maxrss * 1024 / 1e9,
             "peak_tree_rss_gb": peak_tree / 1e9, "peak_tree_pss_gb": peak_pss / 1e9,
             "log": str(log_path)}
 
 
+def written_frames(out: Path) -> int:
+    """Frames ``vrstc complete`` has written into ``out`` so far: files whose hard link to
+    the input was replaced (one link left); hidden files (markers, temporaries) excluded."""
+    count = 0
+    for folder, _, files in os.walk(out):
+        for f in files:
+            if f.startswith("."):
+                continue
+            try:
+                count += os.lstat(os.path.join(folder, f)).st_nlink == 1
+            except OSError:
+                pass
+    return count
+
+
 def memory_check(scale: str, data_dir: Path, runs: Path, stc_steps: int,
-                 overrides: list[str] = ()) -> dict:
+                 overrides: list[str] = (), stc_weights: Path | None = None,
+                 complete_tracklets: int | None = None) -> dict:
     """Peak memory of ``vrstc train-stc`` and ``vrstc complete`` with the MARS configs
     (``configs/vrstc/stc/mars.yaml``: ResNet-50 non-local re-ID network, 256x128, the
     paper's frame-level ResNet-50 guider) on a synthetic set of ``MEMORY_SETS[scale]``.
-    The networks are randomly initialised (memory does not depend on training)."""
+    The networks are randomly initialised (memory does not depend on training).
+
+    ``stc_weights`` (an STCnet checkpoint of the MARS config): skip ``train-stc`` and run
+    ``complete`` alone with every stripe flagged (``FLAG_ALL``: every frame goes through
+    the generator, ``complete.batch_frames`` at a time); ``complete_tracklets``: end it
+    (SIGTERM) once that many tracklets' worth of frames (x the longest tracklet) are
+    written, i.e. after whole locator passes and completion batches of that many tracklets
+    (a tracklet's frames are written after all its batches)."""
     from vidreid.data import build_dataset
     from vidreid.data.synth import generate
     from vidreid.engine.config import load_config
@@ -315,19 +473,36 @@ def memory_check(scale: str, data_dir: Path, runs: Path, stc_steps: int,
               f"data.num_workers={MEMORY_WORKERS}", *overrides]
     stamp = int(time.time())
     cli = [sys.executable, "-m", "vidreid.cli", "vrstc"]
-    train = run_measured([*cli, "train-stc", str(MEMORY_STC_CONFIG), *common,
-                          f"train.steps={stc_steps}", f"output_dir={runs}",
-                          f"run_name=memory-stc-{stamp}"], runs / f"memory-train-{stamp}.log")
     result = {"set": {**spec, "train_tracklets": len(lengths), "train_frames": sum(lengths),
                       "max_len": max(lengths), "root": str(out)},
-              "train_stc": train, "stc_steps": stc_steps, "limit_gb": MEMORY_LIMIT_GB,
+              "stc_steps": stc_steps, "limit_gb": MEMORY_LIMIT_GB,
               "overrides": list(overrides)}
-    if train["returncode"] == 0:
-        result["complete"] = run_measured(
-            [*cli, "complete", str(MEMORY_STC_CONFIG), "--weights",
-             str(runs / f"memory-stc-{stamp}" / "stc.pt"), "--data", str(out), "--out",
-             str(runs / f"memory-completed-{stamp}"), *common],
-            runs / f"memory-complete-{stamp}.log")
+    if stc_weights is None:
+        result["train_stc"] = run_measured(
+            [*cli, "train-stc", str(MEMORY_STC_CONFIG), *common, f"train.steps={stc_steps}",
+             f"output_dir={runs}", f"run_name=memory-stc-{stamp}"],
+            runs / f"memory-train-{stamp}.log")
+        stc_weights = runs / f"memory-stc-{stamp}" / "stc.pt"
+        flag = []
+        if result["train_stc"]["returncode"] != 0:
+            return result
+    else:
+        result["stc_weights"] = str(stc_weights)
+        flag = [x for item in FLAG_ALL for x in ("--set", item)]
+    completed = runs / f"memory-completed-{stamp}"
+    stop = None
+    if complete_tracklets:
+        frames = complete_tracklets * max(lengths)
+        result["complete_stop_after_frames"] = frames
+
+        def stop() -> str | None:
+            n = written_frames(completed)
+            return f"{n} frames written (>= {frames})" if n >= frames else None
+
+    result["complete"] = run_measured(
+        [*cli, "complete", str(MEMORY_STC_CONFIG), "--weights", str(stc_weights), "--data",
+         str(out), "--out", str(completed), *flag, *common],
+        runs / f"memory-complete-{stamp}.log", stop_when=stop)
     return result
 
 
@@ -364,6 +539,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="only the memory check of train-stc / complete on this set")
     parser.add_argument("--memory-steps", type=int, default=20,
                         help="STCnet steps of the memory check")
+    parser.add_argument("--memory-complete-only", type=Path, metavar="STC_PT",
+                        help="memory check of `complete` alone with this STCnet checkpoint "
+                             "(MARS config) and every stripe flagged (no train-stc)")
+    parser.add_argument("--memory-tracklets", type=int, metavar="N",
+                        help="end `complete` after N tracklets' worth of frames are written")
+    parser.add_argument("--tau-compare", type=Path, metavar="COMPLETION_JSON",
+                        help="only: completion with the locator's masks at the trained tau "
+                             "and --taus, from an effects.py vrstc completion record")
+    parser.add_argument("--taus", default="0.89", help="thresholds of --tau-compare")
     parser.add_argument("--step-memory", type=int, metavar="BATCH",
                         help="only the peak RSS of one STCnet step at this batch size "
                              "(MARS STC config, random tensors)")
@@ -376,6 +560,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.memory:
         return memory_main(args)
+    if args.tau_compare:
+        result = tau_comparison(args.tau_compare, [float(x) for x in args.taus.split(",")])
+        from vidreid.atomic import write_text
+
+        out = args.out or args.tau_compare.with_name(f"tau-{args.tau_compare.stem}.json")
+        write_text(out, json.dumps(result, indent=1))
+        print(f"written: {out}")
+        return 0
 
     from vidreid.data import build_dataset
     from vidreid.methods.vrstc.config import load_stc_config, reid_input_size
@@ -569,7 +761,8 @@ def memory_main(args: argparse.Namespace) -> int:
     """``--memory SET``: the peak-memory check alone; writes ``vrstc-memory-SET.json``."""
     runs = args.runs_dir / "vrstc"
     result = memory_check(args.memory, args.data_dir, runs, args.memory_steps,
-                          args.memory_overrides)
+                          args.memory_overrides, args.memory_complete_only,
+                          args.memory_tracklets)
     lines = [f"## VRSTC memory check on the `{args.memory}` set "
              f"({result['set']['train_tracklets']} training tracklets, "
              f"{result['set']['train_frames']} frames, up to {result['set']['max_len']} "
@@ -582,13 +775,22 @@ def memory_main(args: argparse.Namespace) -> int:
     for key in ("train_stc", "complete"):
         r = result.get(key)
         if r is None:
-            lines.append(f"| {key} | not run (train-stc failed) | | | | | | |")
+            why = (f"skipped: reused {result['stc_weights']}" if key == "train_stc"
+                   and "stc_weights" in result else "not run (train-stc failed)")
+            lines.append(f"| {key} | {why} | | | | | | |")
             continue
-        ok = r["returncode"] == 0 and r["peak_tree_pss_gb"] < MEMORY_LIMIT_GB
-        lines.append(f"| {key} | {r['returncode']} | {r['seconds'] / 60:.1f} | "
+        # a run ended on purpose (--memory-tracklets) counts: its peak is over what it did
+        ok = (r["returncode"] == 0 or r.get("stopped")) \
+            and r["peak_tree_pss_gb"] < MEMORY_LIMIT_GB
+        code = f"{r['returncode']} (stopped: {r['stopped']})" if r.get("stopped") \
+            else str(r["returncode"])
+        lines.append(f"| {key} | {code} | {r['seconds'] / 60:.1f} | "
                      f"{r.get('cpu_seconds', float('nan')) / 60:.1f} | "
                      f"{r['peak_rss_gb']:.2f} | {r['peak_tree_rss_gb']:.2f} | "
                      f"{r['peak_tree_pss_gb']:.2f} | {'yes' if ok else 'NO'} |")
+    if "stc_weights" in result:
+        lines += ["", f"complete: every stripe flagged ({' '.join(FLAG_ALL)}), so every frame "
+                  "goes through the generator in batches of complete.batch_frames."]
     table = "\n".join(lines) + "\n"
     print(table)
     out = args.out or args.runs_dir / f"vrstc-memory-{args.memory}.md"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
@@ -60,6 +61,28 @@ def test_vrstc_row_carries_the_completion_mechanism(effects, tmp_path) -> None:
     assert row in (tmp_path / "effects.md").read_text()
 
 
+def test_loss_curve_weights_records_by_their_steps(effects) -> None:
+    # records are means over their steps (stc._History): 2 records of 5 steps, then 1 of 2
+    history = [{"step": 5, "n": 5, "rec": 1.0}, {"step": 10, "n": 5, "rec": 0.5},
+               {"step": 12, "n": 2, "rec": 0.2}]
+    curve = effects.loss_curve(history, parts=2)
+    assert curve[0] == {"steps": "1-10", "rec": 0.75}
+    assert curve[1] == {"steps": "11-12", "rec": 0.2}
+
+
+def test_reused_completion_must_come_from_the_same_raw_run(effects, tmp_path) -> None:
+    done = tmp_path / "completed"
+    done.mkdir()
+    record = tmp_path / "completion-1.json"
+    record.write_text(json.dumps({"raw_run": "runs/a", "root": str(done)}))
+    with pytest.raises(ValueError, match="not from 'runs/b'"):
+        effects.load_completion(record, {"run_dir": "runs/b"})
+    with pytest.raises(ValueError, match="missing or unfinished"):
+        effects.load_completion(record, {"run_dir": "runs/a"})
+    (done / "vrstc_completion.json").write_text("{}")
+    assert effects.load_completion(record, {"run_dir": "runs/a"})["root"] == str(done)
+
+
 def test_loss_flatness_compares_adjacent_windows(effects) -> None:
     from vrstc_occlusion import loss_flatness
 
@@ -83,6 +106,24 @@ def test_tree_memory_counts_shared_pages_once_in_pss(effects) -> None:
     rss, pss = _tree_memory_bytes(os.getpid())
     # this process alone: both positive, PSS never above RSS (shared pages are split)
     assert 0 < pss <= rss
+
+
+def test_written_frames_counts_replaced_links_only(effects, tmp_path) -> None:
+    import os
+
+    from vrstc_occlusion import written_frames
+
+    src, out = tmp_path / "in", tmp_path / "out" / "bbox"
+    src.mkdir()
+    out.mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        (src / name).write_bytes(b"x")
+        os.link(src / name, out / name)
+    (out.parent / ".vrstc_incomplete").touch()  # markers do not count
+    assert written_frames(out.parent) == 0
+    (out / "b.jpg").unlink()
+    (out / "b.jpg").write_bytes(b"completed")  # what complete does: replace the link
+    assert written_frames(out.parent) == 1
 
 
 def test_a_run_stopped_before_its_evaluation_is_not_reused(effects, tmp_path) -> None:

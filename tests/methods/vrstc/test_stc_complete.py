@@ -7,6 +7,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -17,11 +18,13 @@ from vidreid.methods.vrstc.stc import (
     FINISHED_MARKER,
     complete_dataset,
     load_stc_generator,
+    neighbour_batch,
     neighbour_indices,
+    source_blocking,
     train_stc,
 )
 from vidreid.models import build_model
-from vidreid.models.vrstc import STCGenerator
+from vidreid.models.vrstc import STCGenerator, stripe_mask
 
 REPO = Path(__file__).parents[3]
 STC_CONFIG = REPO / "vidreid" / "configs" / "vrstc" / "stc" / "synth.yaml"
@@ -46,6 +49,35 @@ def test_neighbours_are_nearest_frames() -> None:
     assert neighbour_indices(6, 2, 4) == [1, 3, 0, 4]
     assert neighbour_indices(2, 0, 3) == [1, 1, 1]
     assert neighbour_indices(1, 0, 2) == [0, 0]
+
+
+def test_neighbours_skip_frames_that_hide_the_hole() -> None:
+    # frames 1..4 hide stripe 0 (an occlusion event), frame 3 also stripe 2
+    hidden = np.zeros((8, 3), dtype=bool)
+    hidden[1:5, 0] = True
+    hidden[3, 2] = True
+    hole = np.array([True, False, False])  # the target's hole: stripe 0
+    blocked = source_blocking(hidden, hole)
+    assert blocked.tolist() == [0, 1, 1, 1, 1, 0, 0, 0]
+    # target 2: frames showing stripe 0 first (0, 5, 6, 7 by distance), not its neighbours 1, 3
+    assert neighbour_indices(8, 2, 4, blocked) == [0, 5, 6, 7]
+    # fewer usable frames than sources: the blocked ones follow, nearest first
+    assert neighbour_indices(8, 2, 6, blocked) == [0, 5, 6, 7, 1, 3]
+    # a hole in stripe 2: only frame 3 hides it; ties in distance: the earlier frame
+    assert neighbour_indices(8, 2, 2, source_blocking(hidden, np.array([0, 0, 1]))) == [1, 0]
+
+
+def test_completion_reads_the_frames_that_show_the_hole() -> None:
+    # frame t holds the value t; frames 1..4 are occluded in stripe 0 (the event)
+    work = torch.arange(8, dtype=torch.float32).view(8, 1, 1, 1).expand(8, 3, 12, 4)
+    occluded = torch.zeros(8, 3, dtype=torch.bool)
+    occluded[1:5, 0] = True
+    holes = stripe_mask(occluded, 12, 4)
+    nb, mask = neighbour_batch(work, holes, [2], 3, occluded, occluded)
+    assert nb[0, :, 0, 0, 0].tolist() == [0.0, 5.0, 6.0]
+    assert mask.sum() == 0  # none of them hides anything
+    nb, _ = neighbour_batch(work, holes, [2], 3)  # without the flags: the nearest frames
+    assert nb[0, :, 0, 0, 0].tolist() == [1.0, 3.0, 0.0]
 
 
 def test_completion_round_trips_through_the_loader(synth_root: str, tmp_path: Path) -> None:
@@ -145,3 +177,18 @@ def test_train_stc_writes_a_loadable_checkpoint(synth_root: str, tmp_path: Path)
         reid_path = tmp_path / "reid.pt"
         torch.save({"model": reid.state_dict()}, reid_path)
         load_stc_generator(reid_path)
+
+
+def test_loss_history_records_means_over_each_interval() -> None:
+    from vidreid.methods.vrstc.stc import _History
+
+    history = _History(every=3, steps=7)
+    trainer = type("T", (), {"global_step": 0})()
+    for step in range(1, 8):
+        trainer.global_step = step
+        history.after_step(trainer, float(step), {"rec": torch.tensor(10.0 * step)})
+    # steps 1-3, 4-6 and the last one, 7
+    assert [(r["step"], r["n"]) for r in history.records] == [(3, 3), (6, 3), (7, 1)]
+    assert [r["rec"] for r in history.records] == pytest.approx([20.0, 50.0, 70.0])
+    assert [r["g"] for r in history.records] == pytest.approx([2.0, 5.0, 7.0])
+    assert history.last == {"step": 7, "g": 7.0, "rec": 70.0}

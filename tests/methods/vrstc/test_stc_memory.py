@@ -79,7 +79,10 @@ def test_completion_is_identical_batched_and_unbatched() -> None:
         parts = complete_tracklet(g, original, work, occluded, 4, batch_frames=batch)
         assert parts.keys() == whole.keys() == {0, 2, 3, 5, 6, 8}
         for k in whole:
-            assert torch.equal(parts[k], whole[k]), (batch, k)
+            # identical up to float rounding: convolutions of another batch size may sum in
+            # another order, which can move a pixel across a rounding boundary (one level)
+            diff = (parts[k].int() - whole[k].int()).abs()
+            assert diff.max() <= 1 and (diff > 0).float().mean() < 0.01, (batch, k)
     with pytest.raises(ValueError, match="batch_frames"):
         complete_tracklet(g, original, work, occluded, 4, batch_frames=0)
 

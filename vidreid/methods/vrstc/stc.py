@@ -6,8 +6,9 @@ One step (:func:`train_stc`):
 1. take unoccluded frames (the occlusion locator found no occluded stripe) of training
    tracklets, hide random stripes (the same stripes the locator scores, in the patterns of
    1..R stripes that completion meets: the paper's "synthetic region masks"), and give the
-   generator the masked frame and its nearest neighbouring frames of the tracklet (their
-   likely-occluded stripes, under ``source_tau``, hidden: as in completion);
+   generator the masked frame and source frames of the tracklet: the nearest ones that
+   show the hidden stripes (their likely-occluded stripes, under ``source_tau``, hidden;
+   :func:`neighbour_indices`: as in completion);
 2. discriminator step: the local discriminator sees the hidden stripe (real) and its
    completion (fake), the global one the whole frames; non-saturating BCE;
 3. generator step: ``L = w_rec * L1(hole) + w_local * adv_local + w_global * adv_global +
@@ -70,7 +71,8 @@ from vidreid.models.vrstc import (
 
 log = logging.getLogger(__name__)
 
-#: Neighbouring frames the generator attends to (ours: the 4 nearest in time).
+#: Source frames the generator attends to (ours: 4; the nearest in time that show the
+#: target's hole, see :func:`neighbour_indices`).
 DEFAULT_NUM_NEIGHBOURS = 4
 FINISHED_MARKER = "vrstc_completion.json"
 IN_PROGRESS_MARKER = ".vrstc_incomplete"
@@ -152,26 +154,52 @@ def locator_input(original: torch.Tensor | Sequence[torch.Tensor],
     return reid_normalise(to_unit(resize_each(list(original), size[0], size[1])))
 
 
-def neighbour_indices(length: int, t: int, num_neighbours: int) -> list[int]:
-    """The ``num_neighbours`` frames nearest to ``t`` in time (``t`` excluded, earlier first on
-    ties); short tracklets repeat the nearest ones; a one-frame tracklet returns ``[t, ...]``
-    (its caller hides those copies completely)."""
-    others = sorted((i for i in range(length) if i != t), key=lambda i: (abs(i - t), i))
+def neighbour_indices(length: int, t: int, num_neighbours: int,
+                      blocked: Sequence[int] | None = None) -> list[int]:
+    """The ``num_neighbours`` source frames of target ``t``: the frames nearest to ``t`` in
+    time (``t`` excluded, earlier first on ties); short tracklets repeat the nearest ones; a
+    one-frame tracklet returns ``[t, ...]`` (its caller hides those copies completely).
+
+    ``blocked[i]`` (optional): how many of the target's hole stripes are hidden in frame
+    ``i``; frames that show more of the hole come first, nearest first among equals. (ours,
+    a departure from the paper's adjacent frames) An occlusion event spans a run of frames,
+    so the nearest frames often hide the same stripe: the temporal branch then has nothing
+    to read, while a frame a little further away shows it (:func:`source_blocking`).
+    """
+    def key(i: int) -> tuple[int, int, int]:
+        return (0 if blocked is None else int(blocked[i]), abs(i - t), i)
+
+    others = sorted((i for i in range(length) if i != t), key=key)
     if not others:
         return [t] * num_neighbours
     return [others[i % len(others)] for i in range(num_neighbours)]
 
 
+def source_blocking(hidden: torch.Tensor | np.ndarray,
+                    holes: torch.Tensor | np.ndarray) -> np.ndarray:
+    """``[T]``: how many of the target's hole stripes (``holes [R]`` bool) each frame hides
+    (``hidden [T, R]`` bool: the stripes that may not be a source); the ``blocked`` of
+    :func:`neighbour_indices`."""
+    hidden = np.asarray(hidden, dtype=bool)
+    return (hidden & np.asarray(holes, dtype=bool)[None, :]).sum(axis=1)
+
+
 def neighbour_batch(
-    work: torch.Tensor, holes: torch.Tensor, targets: Sequence[int], num_neighbours: int
+    work: torch.Tensor, holes: torch.Tensor, targets: Sequence[int], num_neighbours: int,
+    hidden: torch.Tensor | None = None, occluded: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Neighbours ``[N, M, 3, H, W]`` and their hole masks ``[N, M, 1, H, W]`` for ``targets``.
 
-    ``work [T, 3, H, W]``, ``holes [T, 1, H, W]`` (each frame's occluded stripes).
+    ``work [T, 3, H, W]``, ``holes [T, 1, H, W]`` (the pixels no frame may be read at).
+    With ``hidden [T, R]`` (the same as stripe flags) and ``occluded [T, R]`` (each target's
+    hole stripes), the neighbours are the frames that show the target's hole, nearest first
+    (:func:`neighbour_indices`); without them, the nearest frames.
     """
     frames, masks = [], []
     for t in targets:
-        idx = neighbour_indices(work.shape[0], t, num_neighbours)
+        blocked = None if hidden is None or occluded is None else source_blocking(
+            hidden, occluded[t])
+        idx = neighbour_indices(work.shape[0], t, num_neighbours, blocked)
         mask = holes[idx].clone()
         if work.shape[0] == 1:
             mask.fill_(1.0)  # no other frame: nothing to read
@@ -359,7 +387,9 @@ class STCTrainSamples(torch.utils.data.Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         i, t = self.items[index]
         length = len(self.tracklets[i].frames)
-        idx = [int(t), *neighbour_indices(length, int(t), self.num_neighbours)]
+        flags = self.sampler.sample()
+        blocked = source_blocking(self.hidden_sources[i], flags)  # as in completion
+        idx = [int(t), *neighbour_indices(length, int(t), self.num_neighbours, blocked)]
         if self.cache_tracklets:
             work = self.working_frames(i)[idx]  # [1 + M, 3, H, W]
         else:  # decode only the target and its neighbours
@@ -369,7 +399,6 @@ class STCTrainSamples(torch.utils.data.Dataset):
         nb_mask = sources[1:].clone()
         if length == 1:
             nb_mask.fill_(1.0)  # no other frame: nothing to read
-        flags = self.sampler.sample()
         return {
             "frame": work[0], "mask": stripe_mask(flags, self.height, self.width),
             "stripes": flags, "neighbours": work[1:], "neighbour_mask": nb_mask,
@@ -464,18 +493,31 @@ class STCStep:
 
 
 class _History(Hook):
-    """The generator loss and its terms every ``every`` steps (and at the last one)."""
+    """The generator loss and its terms, averaged over every ``every`` steps (and over the
+    steps up to the last one): ``records[i]`` holds the means over the steps since the
+    previous record (``n`` of them) and the step it was taken at; ``last`` the last step's
+    values. Means, not one step's values, so that two windows of records compare the mean
+    loss over their steps (a GAN step's loss is noisy: single steps would not tell whether
+    the loss has flattened)."""
 
     def __init__(self, every: int, steps: int) -> None:
         self.every, self.steps = every, steps
         self.records: list[dict[str, float]] = []
         self.last: dict[str, float] = {}
+        self._sums: dict[str, float] = {}
+        self._count = 0
 
     def after_step(self, trainer: Any, loss: float, parts: dict[str, Any]) -> None:
         step = trainer.global_step
-        self.last = {"step": step, "g": loss, **{k: float(v) for k, v in parts.items()}}
+        values = {"g": float(loss), **{k: float(v) for k, v in parts.items()}}
+        self.last = {"step": step, **values}
+        for k, v in values.items():
+            self._sums[k] = self._sums.get(k, 0.0) + v
+        self._count += 1
         if step % self.every == 0 or step == self.steps:
-            self.records.append(self.last)
+            self.records.append({"step": step, "n": self._count,
+                                 **{k: v / self._count for k, v in self._sums.items()}})
+            self._sums, self._count = {}, 0
 
 
 def train_stc(
@@ -606,8 +648,8 @@ def complete_tracklet(
     hidden_sources: torch.Tensor | None = None,
 ) -> dict[int, torch.Tensor]:
     """Complete the occluded stripes of one tracklet, ``batch_frames`` target frames at a time
-    (bounded memory; the result does not depend on it: the generator has no batch-coupled
-    layer in eval mode).
+    (bounded memory; the result does not depend on it, up to float rounding: the
+    generator has no batch-coupled layer in eval mode).
 
     ``original``: the uint8 frames at their own sizes (``[T,3,H0,W0]`` or a list of
     ``[3, H_t, W_t]``), ``work`` ``[T,3,H,W]`` in [-1, 1], ``occluded [T,R]`` bool. Returns
@@ -625,14 +667,12 @@ def complete_tracklet(
     device = next(generator.parameters()).device
     h, w = work.shape[-2:]
     holes = stripe_mask(occluded, h, w)  # [T, 1, H, W]
-    if hidden_sources is None:
-        sources = holes
-    else:
-        sources = stripe_mask(hidden_sources | occluded, h, w)
+    hidden = occluded if hidden_sources is None else hidden_sources | occluded
+    sources = stripe_mask(hidden, h, w)
     done: dict[int, torch.Tensor] = {}
     for start in range(0, len(targets), batch_frames):
         chunk = targets[start : start + batch_frames]
-        nb, nb_mask = neighbour_batch(work, sources, chunk, num_neighbours)
+        nb, nb_mask = neighbour_batch(work, sources, chunk, num_neighbours, hidden, occluded)
         out = generator(work[chunk].to(device), holes[chunk].to(device), nb.to(device),
                         nb_mask.to(device))["completed"].cpu()  # [n, 3, H, W]
         for n, t in enumerate(chunk):
