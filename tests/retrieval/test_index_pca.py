@@ -1,4 +1,5 @@
-"""``hnsw_pca``: HNSW over PCA-reduced vectors with an exact re-rank (issue 18)."""
+"""The PCA kinds (issue 18): ``hnsw_pca`` (an HNSW graph) and ``ivf_pca`` (IVF cells) over
+PCA-reduced vectors, both with an exact re-rank."""
 
 from __future__ import annotations
 
@@ -121,3 +122,61 @@ def test_bad_parameters_are_clear(data):
         GalleryIndex(DIM, "hnsw_pca", nprobe=4)
     index = GalleryIndex(DIM, "hnsw_pca")
     assert index.search(x[:2], 5) == [[], []]  # untrained and empty: no hits, no error
+
+
+# -- ivf_pca ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_ivf_pca_recall_against_flat_and_exact_distances(data, metric):
+    x, q, _ = data
+    want = GalleryIndex.build(x, _records(N), metric=metric).search(q, 10)
+    index = GalleryIndex.build(x, _records(N), "ivf_pca", metric, pca_dim=PCA_DIM)
+    assert index.params["pca_dim"] == PCA_DIM and index.params["refine"] == 5
+    got = index.search(q, 10)
+    assert _recall(_ids(got), _ids(want)) >= 0.9
+    # distances are the metric's (re-ranked from the float copy), never PCA-space ones
+    shared = []
+    for got_row, want_row in zip(got, want, strict=True):
+        by_id = {h.tracklet_id: h.distance for h in want_row}
+        shared += [(h.distance, by_id[h.tracklet_id]) for h in got_row if h.tracklet_id in by_id]
+    assert shared
+    got_d, want_d = np.array(shared).T
+    np.testing.assert_allclose(got_d, want_d, rtol=1e-4, atol=1e-5)
+
+
+def test_ivf_pca_nprobe_and_refine_trade_work_for_recall(data):
+    x, q, exact = data
+    want = _ids(exact.search(q, 10))
+    index = GalleryIndex.build(x, _records(N), "ivf_pca", pca_dim=PCA_DIM, refine=1)
+    one_cell = _recall(_ids(index.search(q, 10, nprobe=1)), want)
+    assert one_cell < _recall(_ids(index.search(q, 10, nprobe=index.params["nlist"])), want)
+    five = GalleryIndex.build(x, _records(N), "ivf_pca", pca_dim=PCA_DIM, refine=5)
+    assert _recall(_ids(five.search(q, 10)), want) > _recall(_ids(index.search(q, 10)), want)
+
+
+def test_ivf_pca_save_load_add_remove(tmp_path, data):
+    x, q, _ = data
+    index = GalleryIndex.build(x, _records(N), "ivf_pca", pca_dim=PCA_DIM)
+    new = _gallery(20, seed=7)
+    index.add(new, _records(20, prefix="new"))  # projected and assigned with the first add's fit
+    assert [row[0].tracklet_id for row in index.search(new, 1)] == [f"new{i}" for i in range(20)]
+    gone = sorted({row[0].tracklet_id for row in index.search(q[:10], 1)})
+    assert index.remove(gone) == len(gone) and len(index) == N + 20 - len(gone)
+    after = index.search(q, 10)
+    assert not set(gone) & {h.tracklet_id for row in after for h in row}
+    loaded = GalleryIndex.load(index.save(tmp_path / "ip.index"))
+    assert loaded.info() == index.info()
+    assert _ids(loaded.search(q, 10)) == _ids(after)
+
+
+def test_ivf_pca_bad_parameters_and_tiny_galleries_are_clear(data):
+    x, _, _ = data
+    with pytest.raises(ValueError, match=r"pca_dim=65 must be in \[1, 64\]"):
+        GalleryIndex(DIM, "ivf_pca", pca_dim=65)
+    with pytest.raises(ValueError, match="ivf_pca refine must be positive, got 0"):
+        GalleryIndex(DIM, "ivf_pca", refine=0)
+    with pytest.raises(ValueError, match="unknown ivf_pca index parameters.*ef_search"):
+        GalleryIndex(DIM, "ivf_pca", ef_search=4)
+    with pytest.raises(ValueError, match="give at least 39 vectors .got 10. or use flat"):
+        GalleryIndex.build(x[:10], _records(10), "ivf_pca")
+    assert GalleryIndex(DIM, "ivf_pca").search(x[:2], 5) == [[], []]  # untrained: no hits
