@@ -15,8 +15,10 @@ from vidreid.retrieval.track import (
     appearance_cuts,
     bridging_boxes,
     build_tracker,
+    crowded_boxes,
     cut_tracklets,
     evaluate_mot,
+    grown_boxes,
     iou_matrix,
 )
 
@@ -208,6 +210,48 @@ def test_one_person_split_into_two_tracks_is_not_two_neighbours():
     steps, ids, boxes = (np.array([r[0] for r in both]), np.array([r[1] for r in both]),
                          np.array([r[2:] for r in both], float))
     assert bridging_boxes(steps, ids, boxes, max_gap=10)[ids == 4].all()
+
+
+def _rows(rows):
+    return (np.array([r[0] for r in rows]), np.array([r[1] for r in rows]),
+            np.array([r[2:] for r in rows], float))
+
+
+def test_a_person_crossing_in_front_crowds_the_other_only_while_overlapping():
+    """Walker 1 goes right, walker 2 left at the same depth: they cross around step 10.
+    Boxes covered >= 0.4 by the other, off-centre, are crowded; far apart they are not, and
+    at the very crossing (centres together: one hides the other) neither rule of offset
+    applies. A second, looser box of walker 1 (track 3, same centre) never crowds it."""
+    right = [(t, 1, 100 + 3 * t, 100, 124 + 3 * t, 160) for t in range(21)]
+    left = [(t, 2, 160 - 3 * t, 100, 184 - 3 * t, 160) for t in range(21)]
+    steps, ids, boxes = _rows(right + left)
+    flag = crowded_boxes(steps, ids, boxes, max_gap=10)
+    covered = np.clip(24 - np.abs(60 - 6 * steps), 0, None) / 24  # overlap share, per box
+    apart = np.abs(60 - 6 * steps) / 24  # centre distance in widths
+    expected = (covered >= 0.4) & (apart >= 0.25)
+    assert expected.sum() >= 4 and (flag == expected).all()
+    # a looser duplicate box of walker 1, centred on it: covers it, same person
+    loose = [(t, 3, 96 + 3 * t, 96, 128 + 3 * t, 164) for t in range(21)]
+    steps, ids, boxes = _rows(right + loose)
+    assert not crowded_boxes(steps, ids, boxes, max_gap=10).any()
+    assert crowded_boxes(np.zeros(0), np.zeros(0), np.zeros((0, 5))).shape == (0,)
+
+
+def test_a_box_that_suddenly_grows_taller_is_flagged_for_as_long_as_it_stays_grown():
+    """A walker's box grows 1% a step (perspective); on steps 10-15 it takes in someone
+    behind (1.4x taller), then shrinks back. Only those six are flagged, although six
+    grown boxes in a row would shift a reference that took them in."""
+    rows = []
+    for t in range(25):
+        h = 60 * 1.01 ** t * (1.4 if 10 <= t <= 15 else 1.0)
+        rows.append((t, 1, 100, 160 - h, 124, 160))
+    steps, ids, boxes = _rows(rows)
+    flag = grown_boxes(steps, ids, boxes, growth=1.2, max_gap=10)
+    assert np.flatnonzero(flag).tolist() == list(range(10, 16))
+    # long after (beyond max_gap) a taller box starts a new reference instead
+    late = rows[:10] + [(t, 1, 100, 160 - 90, 124, 160) for t in range(30, 35)]
+    steps, ids, boxes = _rows(late)
+    assert not grown_boxes(steps, ids, boxes, growth=1.2, max_gap=10).any()
 
 
 def test_cut_tracklets_rules():

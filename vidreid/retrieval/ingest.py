@@ -48,7 +48,13 @@ import numpy as np
 
 from vidreid.atomic import write_text
 from vidreid.retrieval.detect import Detector, build_detector, default_detector
-from vidreid.retrieval.track import bridging_boxes, build_tracker, cut_tracklets
+from vidreid.retrieval.track import (
+    bridging_boxes,
+    build_tracker,
+    crowded_boxes,
+    cut_tracklets,
+    grown_boxes,
+)
 
 MANIFEST_NAME = "manifest.csv"
 SUMMARY_NAME = "ingest.json"
@@ -88,6 +94,11 @@ DEFAULT_MAX_OUTLIER = 0.25
 #: tracklets, which are allowed; mixed ones are not). Meant for CNN boxes: background-
 #: subtraction masks vary more in width.
 DEFAULT_MAX_ASPECT_GROWTH = 1.3
+#: A box more than this times as tall as its track's last few boxes is left out (someone
+#: behind or in front taken into it; see ``track.grown_boxes``). On vtest.avi this height
+#: ratio is 0.88 / 1.00 / 1.13 (5th / 50th / 95th percentile); at 1.2 it flags 2% of the
+#: boxes, among them the runs that took in a second person (1.21-1.45x).
+DEFAULT_MAX_HEIGHT_GROWTH = 1.2
 #: Torch intra-op threads for detection and encoding. One: the convolutions of a few small
 #: views and crops are too short to share between threads; measured on the 2-core machine
 #: with other jobs running, two OpenMP threads made the appearance encoder 15-100x slower per
@@ -354,6 +365,8 @@ def ingest_video(
     max_outlier: float | None = DEFAULT_MAX_OUTLIER,
     max_aspect_growth: float | None = DEFAULT_MAX_ASPECT_GROWTH,
     drop_bridging: bool = True,
+    drop_crowded: bool = True,
+    max_height_growth: float | None = DEFAULT_MAX_HEIGHT_GROWTH,
     draw: str | os.PathLike[str] | None = None,
     threads: int | None = DEFAULT_THREADS,
     interpolate: bool = True,
@@ -377,7 +390,11 @@ def ingest_video(
     (see :func:`~vidreid.retrieval.track.cut_tracklets`; ``None``: no such rule).
     ``drop_bridging``: boxes between two other tracks' people (the detector's one box
     for two people walking side by side) are left out too
-    (:func:`~vidreid.retrieval.track.bridging_boxes`).
+    (:func:`~vidreid.retrieval.track.bridging_boxes`); ``drop_crowded``: so are boxes
+    another tracked person's box covers much of, off its centre (people crossing or walking
+    close: :func:`~vidreid.retrieval.track.crowded_boxes`), and boxes more than
+    ``max_height_growth`` times as tall as their track's recent ones (someone behind or in
+    front taken in: :func:`~vidreid.retrieval.track.grown_boxes`; ``None``: no such rule).
     ``start`` / ``max_frames`` take a piece of the video (frame numbers stay the video's);
     a detector with ``detect_batch`` gets ``batch_frames`` frames per call. ``draw``: also
     write the video (the piece taken) with every box and its track id (MP4). With ``every > 1`` and
@@ -577,6 +594,11 @@ def ingest_video(
                 else width <= max_width_ratio * np.maximum(height, 1e-6))
         if drop_bridging:
             keep &= ~bridging_boxes(steps, track_ids, boxes, max_gap=max_gap)
+        if drop_crowded:
+            keep &= ~crowded_boxes(steps, track_ids, boxes, max_gap=max_gap)
+        if max_height_growth is not None:
+            keep &= ~grown_boxes(steps, track_ids, boxes, growth=max_height_growth,
+                                 max_gap=max_gap)
         tracklets = cut_tracklets(steps, track_ids, min_len=min_len, max_gap=max_gap,
                                   max_len=max_len, keep=keep, embeddings=embeds,
                                   max_jump=max_jump if embeds is not None else None,
@@ -680,6 +702,7 @@ def ingest_video(
                   "max_jump": max_jump if embeds is not None else None,
                   "max_outlier": max_outlier if embeds is not None else None,
                   "max_aspect_growth": max_aspect_growth, "drop_bridging": drop_bridging,
+                  "drop_crowded": drop_crowded, "max_height_growth": max_height_growth,
                   "batch_frames": batch_frames, "interpolate": interpolate,
                   "draw": os.path.abspath(os.fspath(draw)) if draw is not None else None},
     )

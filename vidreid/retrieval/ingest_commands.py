@@ -10,7 +10,8 @@ MobileNetV2 that ships with vidreid, :mod:`vidreid.retrieval.appearance`), cuts 
 tracklets (``--min-len``, ``--max-gap``, ``--max-len``, appearance jumps ``--max-jump``,
 crops unlike their tracklet ``--max-outlier``, merged or widened boxes
 ``--max-width-ratio`` / ``--max-aspect-growth``, boxes between two other tracks' people
-unless ``--keep-bridging``) and
+unless ``--keep-bridging``, boxes covered much by another person's unless ``--keep-crowded``,
+boxes suddenly taller ``--max-height-growth``) and
 writes the crops in the ``folder`` layout with ``manifest.csv``; see
 :mod:`vidreid.retrieval.ingest`. ``--start``/``--max-frames`` take a piece of the video;
 ``--draw OUT.mp4`` writes it with the boxes and track ids.
@@ -30,6 +31,7 @@ import numpy as np
 from vidreid.retrieval.ingest import (
     DEFAULT_EVERY,
     DEFAULT_MAX_ASPECT_GROWTH,
+    DEFAULT_MAX_HEIGHT_GROWTH,
     DEFAULT_MAX_JUMP,
     DEFAULT_MAX_OUTLIER,
     DEFAULT_THREADS,
@@ -161,7 +163,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         threads=args.threads, interpolate=not args.no_interpolate,
         max_outlier=max_outlier if max_outlier > 0 else None,
         max_aspect_growth=args.max_aspect_growth if args.max_aspect_growth > 0 else None,
-        drop_bridging=not args.keep_bridging,
+        drop_bridging=not args.keep_bridging, drop_crowded=not args.keep_crowded,
+        max_height_growth=args.max_height_growth if args.max_height_growth > 0 else None,
     )
     lengths = summary.tracklet_lengths
     print(f"{summary.frames_decoded} frames ({summary.frames_detected} detected), "
@@ -241,6 +244,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--keep-bridging", action="store_true",
                    help="keep boxes between two other tracks' people (default: left out; "
                    "the one box a detector puts between two people walking side by side)")
+    p.add_argument("--keep-crowded", action="store_true",
+                   help="keep boxes of which another tracked person's box covers much "
+                   "(default: left out; people crossing or walking close)")
+    p.add_argument("--max-height-growth", type=float, default=DEFAULT_MAX_HEIGHT_GROWTH,
+                   help="leave out boxes more than this times as tall as their track's "
+                   f"recent boxes (default {DEFAULT_MAX_HEIGHT_GROWTH}; 0 = keep all)")
     p.add_argument("--start", type=int, default=0, help="first video frame to take")
     p.add_argument("--max-frames", type=int, help="take at most this many frames")
     p.add_argument("--draw", metavar="OUT.mp4",

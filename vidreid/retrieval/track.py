@@ -26,8 +26,9 @@ alone); our DeepSORT-style Kalman filter and scipy's assignment do the numerics 
 
 :func:`cut_tracklets` turns tracks into re-ID tracklets (also cutting where a track's
 appearance jumps, :func:`appearance_cuts`, and where a box is too wide to be one person;
-:func:`bridging_boxes` finds the boxes a detector puts between two people, for its
-``keep``);
+:func:`bridging_boxes` finds the boxes a detector puts between two people,
+:func:`crowded_boxes` those holding much of another tracked person and :func:`grown_boxes`
+those that suddenly grew taller, for its ``keep``);
 :func:`evaluate_mot` scores tracks against ground truth with motmetrics (MOTA, IDF1...).
 """
 
@@ -61,6 +62,17 @@ BRIDGE_OFFSET = 0.25
 #: ... and whose heights overlap this share of the box's height (the same depth in the
 #: scene, not someone far behind).
 BRIDGE_HEIGHT = 0.6
+#: Another person's box covering this share of a box's area makes it a crowded box (see
+#: :func:`crowded_boxes`); measured on vtest.avi (see benchmarks/results/ingest_real.md).
+CROWD_COVER = 0.4
+#: ... when its centre is at least this share of the box's width (or height) away: a second
+#: box of the same walker is centred on the same person.
+CROWD_OFFSET = 0.25
+#: A box more than this times as tall as its track's recent boxes took in someone else
+#: (see :func:`grown_boxes`)...
+HEIGHT_GROWTH = 1.2
+#: ... the median of this many of them.
+HEIGHT_WINDOW = 4
 
 
 def _deep_sort(module: str) -> Any:
@@ -350,6 +362,51 @@ def _positions(steps: np.ndarray, boxes: np.ndarray, at: np.ndarray, max_gap: in
     return out, known
 
 
+class _OtherTracks:
+    """Every track's box at every step with an observation (its own, or interpolated between
+    its boxes up to ``max_gap`` steps apart: :func:`_positions`), to ask, per observation,
+    which other tracks' boxes are there and whether they are other people."""
+
+    def __init__(self, steps: np.ndarray, track_ids: np.ndarray, boxes: np.ndarray,
+                 max_gap: int) -> None:
+        self.steps, self.track_ids, self.max_gap = steps, track_ids, max_gap
+        self.ids = [t for t in np.unique(track_ids) if t > 0]
+        uniq, self.inverse = np.unique(steps, return_inverse=True)
+        self.where = np.zeros((len(self.ids), len(uniq), 4))  # [T, S, 4]
+        self.known = np.zeros((len(self.ids), len(uniq)), bool)  # [T, S]
+        for k, tid in enumerate(self.ids):
+            mine = track_ids == tid
+            first, last = steps[mine].min(), steps[mine].max()
+            span = np.flatnonzero((uniq >= first) & (uniq <= last))
+            self.where[k, span], self.known[k, span] = _positions(
+                steps[mine], boxes[mine], uniq[span], max_gap)
+        self.row = {tid: k for k, tid in enumerate(self.ids)}
+        self.seen = {tid: np.unique(steps[track_ids == tid]) for tid in self.ids}
+
+    def at(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """The other tracks there at observation ``i``'s step: ``(track ids [K], boxes [K, 4])``."""
+        s = self.inverse[i]
+        others = self.known[:, s].copy()
+        if self.track_ids[i] in self.row:
+            others[self.row[self.track_ids[i]]] = False
+        return np.asarray(self.ids, np.int64)[others], self.where[others, s]
+
+    def other_person(self, tid: int, i: int) -> bool:
+        """Whether track ``tid`` is someone else than observation ``i``'s track: boxed in the
+        same frame as it within ``max_gap`` steps, or never taking turns with it (a track
+        whose boxes fall between the other's, never in the same frame, is one person the
+        tracker split between two tracks)."""
+        own, at = int(self.track_ids[i]), int(self.steps[i])
+        if own not in self.seen:
+            return True
+        a, b = self.seen[own], self.seen[tid]
+        a = a[np.abs(a - at) <= self.max_gap]
+        b = b[np.abs(b - at) <= self.max_gap]
+        if np.intersect1d(a, b, assume_unique=True).size:
+            return True  # boxed in the same frame: two people
+        return not ((b > a.min()) & (b < a.max())).any()  # turns taken: one person
+
+
 def bridging_boxes(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] | np.ndarray,
                    boxes: np.ndarray, *, max_gap: int = 10, part: float = BRIDGE_PART,
                    offset: float = BRIDGE_OFFSET, height: float = BRIDGE_HEIGHT) -> np.ndarray:
@@ -378,40 +435,14 @@ def bridging_boxes(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] |
     if len(steps) == 0:
         return flag
     boxes = np.asarray(boxes, np.float64).reshape(len(steps), -1)[:, :4]
-    ids = [t for t in np.unique(track_ids) if t > 0]
-    uniq, inverse = np.unique(steps, return_inverse=True)
-    # every track's box at every step with an observation: [T, S, 4] and known [T, S]
-    where = np.zeros((len(ids), len(uniq), 4))
-    known = np.zeros((len(ids), len(uniq)), bool)
-    for k, tid in enumerate(ids):
-        mine = track_ids == tid
-        first, last = steps[mine].min(), steps[mine].max()
-        span = np.flatnonzero((uniq >= first) & (uniq <= last))
-        where[k, span], known[k, span] = _positions(steps[mine], boxes[mine], uniq[span],
-                                                    max_gap)
-    row = {tid: k for k, tid in enumerate(ids)}
-    seen = {tid: np.unique(steps[track_ids == tid]) for tid in ids}
-
-    def other_person(k: int, own: int, at: int) -> bool:
-        """Whether track ``k`` is someone else than track ``own`` (see the docstring)."""
-        a, b = seen[own], seen[k]
-        a = a[np.abs(a - at) <= max_gap]
-        b = b[np.abs(b - at) <= max_gap]
-        if np.intersect1d(a, b, assume_unique=True).size:
-            return True  # boxed in the same frame: two people
-        return not ((b > a.min()) & (b < a.max())).any()  # turns taken: one person
-
+    tracks = _OtherTracks(steps, track_ids, boxes, max_gap)
     width = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-9)
     tall = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-9)
     centre = (boxes[:, 0] + boxes[:, 2]) / 2
     for i in range(len(steps)):
-        s = inverse[i]
-        others = known[:, s].copy()
-        if track_ids[i] in row:
-            others[row[track_ids[i]]] = False
-        if not others.any():
+        tids, o = tracks.at(i)
+        if not len(tids):
             continue
-        o = where[others, s]
         vert = (np.minimum(o[:, 3], boxes[i, 3]) - np.maximum(o[:, 1], boxes[i, 1])) / tall[i]
         oc = (o[:, 0] + o[:, 2]) / 2
         into_left = (np.minimum(o[:, 2], boxes[i, 2]) - boxes[i, 0]) / width[i]
@@ -421,12 +452,88 @@ def bridging_boxes(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] |
         right = same_depth & (oc >= centre[i] + offset * width[i]) & (into_right >= part)
         if not (left.any() and right.any()):
             continue
-        if track_ids[i] in row:  # neighbours must be other people than track i's
-            tids = np.asarray(ids)[others]
-            real = np.array([other_person(int(t), int(track_ids[i]), int(steps[i]))
-                             for t in tids])
-            left, right = left & real, right & real
+        real = np.array([tracks.other_person(int(t), i) for t in tids])
+        left, right = left & real, right & real
         flag[i] = bool(left.any() and right.any())
+    return flag
+
+
+def crowded_boxes(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] | np.ndarray,
+                  boxes: np.ndarray, *, max_gap: int = 10, cover: float = CROWD_COVER,
+                  offset: float = CROWD_OFFSET) -> np.ndarray:
+    """Which observations' boxes hold a good part of someone else: ``[N]`` bool.
+
+    Observation ``i`` is one when another person's box at the same step (another track's
+    own box, or interpolated as in :func:`bridging_boxes`; a track taking turns with
+    track ``i``'s is the same person and does not count) covers at least ``cover`` of box
+    ``i``'s area, with its centre at least ``offset`` of box ``i``'s width (or height) away
+    from box ``i``'s centre: two people crossing, or walking close, each with a box.
+
+    Why (ours, not in SORT/DeepSORT): where two people's boxes overlap this much, the crop
+    of one holds a large part of the other, and it is where trackers switch between them; a
+    re-ID gallery is better without those crops. The centre offset spares a second, looser
+    or tighter box of the same walker (two tracks on one person), whose box covers the
+    other but is centred on the same person.
+    """
+    steps = np.asarray(steps, np.int64)
+    track_ids = np.asarray(track_ids, np.int64)
+    flag = np.zeros(len(steps), bool)
+    if len(steps) == 0:
+        return flag
+    boxes = np.asarray(boxes, np.float64).reshape(len(steps), -1)[:, :4]
+    tracks = _OtherTracks(steps, track_ids, boxes, max_gap)
+    width = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-9)
+    tall = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-9)
+    for i in range(len(steps)):
+        tids, o = tracks.at(i)
+        if not len(tids):
+            continue
+        ix = np.minimum(o[:, 2], boxes[i, 2]) - np.maximum(o[:, 0], boxes[i, 0])
+        iy = np.minimum(o[:, 3], boxes[i, 3]) - np.maximum(o[:, 1], boxes[i, 1])
+        covered = np.clip(ix, 0, None) * np.clip(iy, 0, None) / (width[i] * tall[i])
+        apart = np.maximum(
+            np.abs((o[:, 0] + o[:, 2]) - (boxes[i, 0] + boxes[i, 2])) / (2 * width[i]),
+            np.abs((o[:, 1] + o[:, 3]) - (boxes[i, 1] + boxes[i, 3])) / (2 * tall[i]))
+        for t in tids[(covered >= cover) & (apart >= offset)]:
+            if tracks.other_person(int(t), i):
+                flag[i] = True
+                break
+    return flag
+
+
+def grown_boxes(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] | np.ndarray,
+                boxes: np.ndarray, *, growth: float = HEIGHT_GROWTH,
+                window: int = HEIGHT_WINDOW, max_gap: int = 10) -> np.ndarray:
+    """Which observations' boxes suddenly grew taller than their track: ``[N]`` bool.
+
+    Per track, in step order, observation ``i`` is one when its box is more than ``growth``
+    times as tall as the median of the track's last ``window`` boxes that were not (within
+    ``max_gap`` steps; with none, it starts a new reference). Flagged boxes never become the
+    reference, so a run of them stays flagged however long.
+
+    Why (ours): a walker's box grows smoothly with perspective (on vtest.avi, 2 frames
+    apart, 1.13x at the 95th percentile of this ratio); a box that takes in a second person
+    standing behind or in front of the first (taller together) or one who walks into it
+    jumps (1.2-1.5x), and its crops hold two people while the appearance, dominated by the
+    nearer one, barely changes.
+    """
+    steps = np.asarray(steps, np.int64)
+    track_ids = np.asarray(track_ids, np.int64)
+    flag = np.zeros(len(steps), bool)
+    if len(steps) == 0:
+        return flag
+    boxes = np.asarray(boxes, np.float64).reshape(len(steps), -1)
+    tall = boxes[:, 3] - boxes[:, 1]
+    for tid in np.unique(track_ids):
+        idx = np.flatnonzero(track_ids == tid)
+        idx = idx[np.argsort(steps[idx], kind="stable")]
+        reference: list[int] = []
+        for i in idx:
+            recent = [j for j in reference[-window:] if steps[i] - steps[j] <= max_gap]
+            if recent and tall[i] > growth * np.median(tall[recent]):
+                flag[i] = True
+            else:
+                reference.append(i)
     return flag
 
 
