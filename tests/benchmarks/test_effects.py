@@ -135,3 +135,66 @@ def test_a_run_stopped_before_its_evaluation_is_not_reused(effects, tmp_path) ->
     assert effects.finished_run(cfg, tmp_path, epochs=8) is None
     (run / effects.RESULT_FILE).write_text('{"metrics": {"v2v/R1": 80.0}, "minutes": 1.0}')
     assert effects.finished_run(cfg, tmp_path, epochs=8)["metrics"] == {"v2v/R1": 80.0}
+
+
+def test_unoccluded_copy_holds_the_clean_renders_and_leaves_the_set_alone(effects,
+                                                                         tmp_path) -> None:
+    """Every occluded frame of the copy is its clean render (JPEG-close), the others are the
+    set's own files (hard links), the set itself is untouched, and a finished copy is reused."""
+    import io
+    import os
+
+    import numpy as np
+    from PIL import Image
+
+    from vidreid.data.synth import generate
+    from vidreid.data.synth import ground_truth as gt
+    from vidreid.data.synth.generate import JPEG_QUALITY
+
+    root = generate(str(tmp_path / "set"), "mars", 3, 2, 5, size=(64, 32), max_len=6,
+                    occlusion_rate=1.0, occlusion_run=(0.5, 0.5), workers=1)
+    truth = Path(gt.ground_truth_root(root))
+    frames = sorted(Path(truth.parent).rglob("*.jpg"))
+    before = {f: f.read_bytes() for f in frames}
+    copy = Path(effects.unoccluded_root(root))
+    assert copy.name.endswith("-unoccluded")
+    occluded = clean = 0
+    for f in frames:
+        twin = copy / f.relative_to(Path(root).resolve())
+        t = gt.load_frame_truth(f)
+        if t.clean is None:
+            assert os.path.samefile(f, twin)  # not occluded: the same file
+            clean += 1
+        else:
+            got = np.asarray(Image.open(twin).convert("RGB"), np.float32)
+            raw = np.asarray(Image.open(f).convert("RGB"), np.float32)
+            # the clean render as the generator would have written it (same JPEG quality)
+            buf = io.BytesIO()
+            Image.fromarray(t.clean).save(buf, format="JPEG", quality=JPEG_QUALITY)
+            assert (got == np.asarray(Image.open(buf).convert("RGB"), np.float32)).all()
+            if t.occluder.any():  # ... not the occluded frame, where the occluder is
+                err = np.abs(got - t.clean)[t.occluder].mean()
+                assert err < np.abs(raw - t.clean)[t.occluder].mean()
+            occluded += 1
+    assert occluded and clean  # events over half of each tracklet: both kinds exist
+    assert all(f.read_bytes() == b for f, b in before.items())  # the set is untouched
+    marker = copy / effects.UNOCCLUDED_MARKER
+    assert json.loads(marker.read_text())["replaced"] == occluded
+    stamp = marker.stat().st_mtime_ns
+    assert effects.unoccluded_root(root) == str(copy) and marker.stat().st_mtime_ns == stamp
+
+
+def test_row_gives_the_baselines_occlusion_cost(effects) -> None:
+    runs = [{"method": {"metrics": {"v2v/R1": 70.0, "v2v/mAP": 72.0}, "minutes": 1.0,
+                        "cpu_minutes": 2.0},
+             "baseline": {"metrics": {"v2v/R1": 60.0, "v2v/mAP": 70.0}, "minutes": 1.0,
+                          "cpu_minutes": 2.0,
+                          "unoccluded": {"v2v/R1": 70.0 + s, "v2v/mAP": 80.0}}}
+            for s in (0.0, 2.0)]
+    effect = effects.EFFECTS["cosam"]
+    summary = effects.summarize("cosam", effect, [1, 2], runs)
+    assert summary["occlusion_cost"]["v2v/R1"] == [10.0, 12.0]
+    row = effects.table_row("cosam", effect, summary, "cmd")
+    assert "baseline's occlusion cost v2v/R1 11.0 [" in row
+    del runs[1]["baseline"]["unoccluded"]  # one seed without: no cost claimed
+    assert effects.summarize("cosam", effect, [1, 2], runs)["occlusion_cost"] == {}

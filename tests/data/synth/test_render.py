@@ -246,3 +246,18 @@ def test_bad_arguments_are_named(kwargs, match):
         render_tracklet(ids[0], cams[0], length, np.random.default_rng(0), **args)
     with pytest.raises(ValueError, match="near_duplicate_rate"):
         sample_identities(3, np.random.default_rng(0), near_duplicate_rate=2.0)
+
+
+@pytest.mark.parametrize("run", [(0.25, 0.25), (0.75, 0.75), (1.0, 1.0)])
+def test_occlusion_run_sets_the_events_share_of_frames_and_not_the_clean_render(run):
+    ids, cams = _setup()
+    r = render_tracklet(ids[1], cams[1], 8, np.random.default_rng(7), size=SMALL,
+                        occlusion_rate=1.0, occlusion_run=run)
+    start, stop = r.extra["event_frames"]
+    assert stop - start == round(run[0] * 8)
+    default = render_tracklet(ids[1], cams[1], 8, np.random.default_rng(7), size=SMALL,
+                              occlusion_rate=1.0)
+    np.testing.assert_array_equal(r.clean, default.clean)
+    with pytest.raises(ValueError, match="occlusion_run"):
+        render_tracklet(ids[1], cams[1], 8, np.random.default_rng(7), size=SMALL,
+                        occlusion_rate=1.0, occlusion_run=(0.6, 0.3))

@@ -59,9 +59,10 @@ def _render_job(job: tuple) -> tuple[int, list[bool]]:
     """Render one tracklet and write its frames and ground truth; return its occluded flags."""
     from vidreid.data.synth.render import render_tracklet
 
-    index, ddir, frames, fmt, identity, camera, seed, render_index, size, rate = job
+    index, ddir, frames, fmt, identity, camera, seed, render_index, size, rate, run = job
     rng = np.random.default_rng([seed, render_index])
-    r = render_tracklet(identity, camera, len(frames), rng, size=size, occlusion_rate=rate)
+    r = render_tracklet(identity, camera, len(frames), rng, size=size, occlusion_rate=rate,
+                        occlusion_run=run)
     if len(r.frames) != len(frames):
         raise RuntimeError(f"renderer returned {len(r.frames)} frames, asked for {len(frames)}")
     gt_root = os.path.join(ddir, gt.GROUND_TRUTH_DIR)
@@ -150,6 +151,7 @@ def generate(
     size: tuple[int, int] = DEFAULT_SIZE,
     max_len: int | None = None,
     occlusion_rate: float = 0.0,
+    occlusion_run: tuple[float, float] | None = None,
     workers: int | None = None,
     tracklets_per_camera: tuple[int, int] = DEFAULT_TRACKLETS_PER_CAMERA,
     overwrite: bool = False,
@@ -160,7 +162,9 @@ def generate(
     Returns the root to pass to ``build_dataset(layout, root)`` (``out`` itself). ``size`` is
     (height, width); ``max_len`` caps tracklet lengths (None: ``DEFAULT_MAX_LEN``);
     ``tracklets_per_camera`` is the inclusive (min, max) per identity and camera (iLIDS-VID
-    and PRID always have one); ``workers`` defaults to the CPU count.
+    and PRID always have one); ``workers`` defaults to the CPU count. ``occlusion_rate`` is
+    the share of tracklets with an occlusion event, ``occlusion_run`` the (min, max) share of
+    a tracklet's frames the event lasts (None: the renderer's ``OCCLUSION_RUN``, 0.2-0.6).
     """
     from vidreid.data.synth.render import sample_camera, sample_identities
 
@@ -175,6 +179,12 @@ def generate(
         raise DatasetError(f"size must be (height, width) with both >= 8, got {size}")
     if not 0.0 <= occlusion_rate <= 1.0:
         raise DatasetError(f"occlusion_rate must be in [0, 1], got {occlusion_rate}")
+    from vidreid.data.synth.render import OCCLUSION_RUN
+
+    occlusion_run = OCCLUSION_RUN if occlusion_run is None else tuple(occlusion_run)
+    if len(occlusion_run) != 2 or not 0.0 < occlusion_run[0] <= occlusion_run[1] <= 1.0:
+        raise DatasetError(f"occlusion_run must be (min, max) with 0 < min <= max <= 1, got "
+                           f"{occlusion_run}")
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise DatasetError(f"workers must be >= 1, got {workers}")
@@ -203,6 +213,7 @@ def generate(
             t.render_index,
             size,
             occlusion_rate if t.occlusion_rate is None else t.occlusion_rate,
+            occlusion_run,
         )
         for t in plan.tracklets
     ]

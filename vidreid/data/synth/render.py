@@ -771,14 +771,16 @@ def _occluder_palette(kind: str, rng: np.random.Generator, ident: Identity) -> n
 
 def render_tracklet(identity: Identity, camera: CameraStyle, length: int,
                     rng: np.random.Generator, *, size: tuple[int, int] = (256, 128),
-                    occlusion_rate: float = 0.0) -> RenderedTracklet:
+                    occlusion_rate: float = 0.0,
+                    occlusion_run: tuple[float, float] = OCCLUSION_RUN) -> RenderedTracklet:
     """Render ``length`` frames of ``identity`` walking through ``camera``'s view.
 
     Per tracklet: walking direction (from the camera's weights), gait start phase and
     speed, framing scale and light level; per frame: gait pose, detector jitter, panning
     background. With probability ``occlusion_rate`` one occlusion event covers a
-    contiguous run of 20-60 % of the frames. The clean render does not depend on
-    ``occlusion_rate`` (the occlusion is sampled last). Deterministic given ``rng``.
+    contiguous run of a fraction of the frames drawn uniformly from ``occlusion_run``
+    (default 20-60 %). The clean render does not depend on ``occlusion_rate`` or
+    ``occlusion_run`` (the occlusion is sampled last). Deterministic given ``rng``.
     """
     h, w = int(size[0]), int(size[1])
     if length < 1:
@@ -787,6 +789,9 @@ def render_tracklet(identity: Identity, camera: CameraStyle, length: int,
         raise ValueError(f"size (H, W) must be at least (32, 16), got {size}")
     if not 0.0 <= occlusion_rate <= 1.0:
         raise ValueError(f"occlusion_rate must be in [0, 1], got {occlusion_rate}")
+    if not 0.0 < occlusion_run[0] <= occlusion_run[1] <= 1.0:
+        raise ValueError(f"occlusion_run must be (lo, hi) with 0 < lo <= hi <= 1, got "
+                         f"{occlusion_run}")
     n = int(length)
     t = np.arange(n)
 
@@ -842,7 +847,7 @@ def render_tracklet(identity: Identity, camera: CameraStyle, length: int,
     frames = clean.copy()
     extra: dict = {"direction": direction, "occluder_kind": None, "event_frames": (0, 0)}
     if rng.random() < occlusion_rate:
-        run = max(1, int(round(rng.uniform(*OCCLUSION_RUN) * n)))
+        run = max(1, int(round(rng.uniform(*occlusion_run) * n)))
         start = int(rng.integers(0, n - run + 1))
         ev = slice(start, start + run)
         kind = OCCLUDER_KINDS[rng.integers(len(OCCLUDER_KINDS))]
