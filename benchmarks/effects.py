@@ -476,7 +476,10 @@ def summarize(method: str, effect: Effect, seeds: list[int], runs: list[dict]) -
                           if r[role].get("reused"))}
 
 
-def table_row(method: str, effect: Effect, summary: dict, command: str) -> str:
+def table_row(method: str, effect: Effect, summary: dict, command: str,
+              label: str | None = None) -> str:
+    """The results-table row; ``label`` (default ``method``) names it, e.g. ``cosam (heavy)``
+    for another budget's row."""
     shown = effect.shown or tuple(summary["mechanism"])
     mech = summary.get("mechanism_text") or "; ".join(
         f"{k} {fmt(summary['mechanism'][k], 3 if method != 'tkp' else 1)}"
@@ -489,24 +492,31 @@ def table_row(method: str, effect: Effect, summary: dict, command: str) -> str:
     minutes = f"{summary['minutes']:.1f} wall, {summary['cpu_minutes'] / 2:.1f} on 2 cores"
     if summary["untimed"]:
         minutes += f" (+{summary['untimed']} untimed runs)"
-    return (f"| {method} | {mech or '-'} | {diffs} | {len(summary['seeds'])} |"
+    return (f"| {label or method} | {mech or '-'} | {diffs} | {len(summary['seeds'])} |"
             f" {minutes} | `{command}` |")
 
 
 def record_row(method: str, row: str, path: Path = RESULTS) -> None:
-    """Replace the method's row of the results table (or add it), atomically."""
+    """Replace the method's row of the results table (or add it), atomically; the notes
+    below the table (everything after the first blank line that follows it) are kept."""
     from vidreid.atomic import write_text
 
     rows: dict[str, str] = {}
+    notes = ""
     if path.is_file():
-        for line in path.read_text().splitlines():
+        lines = path.read_text().splitlines()
+        first = next((i for i, line in enumerate(lines) if line.startswith("| ")), len(lines))
+        end = next((i for i in range(first, len(lines)) if not lines[i].strip()), len(lines))
+        for line in lines[first:end]:
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
             if line.startswith("| ") and cells[0] not in ("method", "") and cells[0][0] != "-":
                 rows[cells[0]] = line
+        notes = "\n".join(lines[end:]).strip("\n")
     rows[method] = row
     order = [m for m in EFFECTS if m in rows] + sorted(m for m in rows if m not in EFFECTS)
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_text(path, TABLE_TITLE + TABLE_HEADER + "\n".join(rows[m] for m in order) + "\n")
+    write_text(path, TABLE_TITLE + TABLE_HEADER + "\n".join(rows[m] for m in order) + "\n"
+               + (f"\n{notes}\n" if notes else ""))
 
 
 def loss_curve(history: list[dict], key: str = "rec", parts: int = 10) -> list[dict]:
@@ -782,8 +792,9 @@ def main(argv: list[str] | None = None) -> int:
     log.info("  minutes (all timed runs): %.1f wall, %.1f CPU (= %.1f on 2 free cores); "
              "%d runs reused, %d untimed", summary["minutes"], summary["cpu_minutes"],
              summary["cpu_minutes"] / 2, summary["reused"], summary["untimed"])
-    if not args.no_record:
-        record_row(args.method, table_row(args.method, effect, summary, command), args.out)
+    if not args.no_record:  # the full budget's row is the method's; others are labelled
+        label = args.method if args.budget == "full" else f"{args.method} ({args.budget})"
+        record_row(label, table_row(args.method, effect, summary, command, label), args.out)
         log.info("written: %s", args.out)
     headline = summary["diffs"][effect.headline]
     mean, lo, hi = t_interval(headline)

@@ -198,3 +198,15 @@ def test_row_gives_the_baselines_occlusion_cost(effects) -> None:
     assert "baseline's occlusion cost v2v/R1 11.0 [" in row
     del runs[1]["baseline"]["unoccluded"]  # one seed without: no cost claimed
     assert effects.summarize("cosam", effect, [1, 2], runs)["occlusion_cost"] == {}
+
+
+def test_record_row_keeps_the_notes_below_the_table(effects, tmp_path) -> None:
+    out = tmp_path / "effects.md"
+    effects.record_row("gltr", "| gltr | a | b | 1 | 1.0 | `x` |", out)
+    out.write_text(out.read_text() + "\n## Why\n\n| a note's own table |\n")
+    effects.record_row("cosam (heavy)", "| cosam (heavy) | c | d | 3 | 2.0 | `y` |", out)
+    text = out.read_text()
+    assert text.endswith("\n## Why\n\n| a note's own table |\n")
+    table = text.split("\n\n## Why")[0]
+    assert table.splitlines()[-2:] == ["| gltr | a | b | 1 | 1.0 | `x` |",
+                                       "| cosam (heavy) | c | d | 3 | 2.0 | `y` |"]
