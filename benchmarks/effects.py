@@ -196,7 +196,8 @@ def gltr_mechanism(model: Any, cfg: Any, dataset: Any, budget: Budget) -> dict[s
     s = occlusion_stats(model, build_transform(cfg, train=False), dataset_dir, rows)
     return {"attention occluded": s["mean_received_occluded"],
             "attention clean": s["mean_received_clean"],
-            "attention occluded/clean": s["pooled_ratio"]}
+            "attention occluded/clean": s["pooled_ratio"],
+            "attention row entropy": s["row_entropy"]}
 
 
 def attribute_mechanism(model: Any, cfg: Any, dataset: Any, budget: Budget) -> dict[str, float]:
@@ -225,7 +226,14 @@ EFFECTS: dict[str, Effect] = {
     # scored 59.8 vs TP's 78.2 (seed 1): the training head, not the temporal module, differed.
     "gltr": Effect("configs/gltr/bench_gltr.yaml", "configs/gltr/bench_gltr_pool.yaml",
                    occluded_data=True, headline="v2v/R1", mechanism=gltr_mechanism,
-                   shown=("attention occluded", "attention clean")),
+                   shown=("attention occluded", "attention clean", "attention row entropy")),
+    # The same with the TSA logits scaled by 1/sqrt(C') (ours): the unscaled TSA's rows were
+    # one-hot after training (row entropy 0.04 of uniform's), see the GLTR model docstring.
+    "gltr_scaled": Effect("configs/gltr/bench_gltr_scaled.yaml",
+                          "configs/gltr/bench_gltr_pool.yaml", occluded_data=True,
+                          headline="v2v/R1", mechanism=gltr_mechanism,
+                          shown=("attention occluded", "attention clean",
+                                 "attention row entropy")),
     # TKP's claim is the image-to-video lift: the i2v mAP of TKP minus that of the same
     # networks trained without the TKP terms. Non-local blocks: every other block of the
     # middle stages (the configs' [0] positions are for tiny's one-block stages).

@@ -66,24 +66,33 @@ def occluded_test_tracklets(root: str) -> tuple[Path, list[dict]]:
 
 
 @torch.no_grad()
-def attention_received(model: torch.nn.Module, transform, frame_paths: list[str]) -> np.ndarray:
-    """``T * a_j`` for every frame of one tracklet fed in one pass."""
+def attention_received(model: torch.nn.Module, transform, frame_paths: list[str]
+                       ) -> tuple[np.ndarray, float]:
+    """``T * a_j`` for every frame of one tracklet fed in one pass, and the mean entropy of
+    the TSA rows over ``log T`` (1: uniform rows, 0: one-hot rows)."""
     from vidreid.data.video_dataset import read_frames
 
     clip = transform(read_frames(frame_paths)).unsqueeze(0)  # [1, T, 3, H, W]
-    weights = model(clip, return_extras=True)["extras"]["temporal_weights"][0]  # [T]
-    return weights.double().numpy() * len(frame_paths)
+    extras = model(clip, return_extras=True)["extras"]
+    weights = extras["temporal_weights"][0]  # [T]
+    rows = extras["temporal_attention"][0].double().clamp_min(1e-300)  # [T, T]
+    t = len(frame_paths)
+    entropy = float((-(rows * rows.log()).sum(1)).mean() / np.log(t)) if t > 1 else 1.0
+    return weights.double().numpy() * t, entropy
 
 
 def occlusion_stats(model: torch.nn.Module, transform, dataset_dir: Path, rows: list[dict]) -> dict:
     model.eval()
-    occluded_all, clean_all, ratios = [], [], []
+    occluded_all, clean_all, ratios, entropies = [], [], [], []
     for r in rows:
-        received = attention_received(model, transform, [str(dataset_dir / f) for f in r["frames"]])
+        received, entropy = attention_received(model, transform,
+                                               [str(dataset_dir / f) for f in r["frames"]])
+        entropies.append(entropy)
         mask = np.asarray(r["occluded"], dtype=bool)
         occluded_all.append(received[mask])
         clean_all.append(received[~mask])
-        ratios.append(received[mask].mean() / received[~mask].mean())
+        if received[~mask].mean() > 0:  # one-hot rows can leave every clean frame at 0
+            ratios.append(received[mask].mean() / received[~mask].mean())
     occ, clean, ratios_a = np.concatenate(occluded_all), np.concatenate(clean_all), np.array(ratios)
     return {
         "tracklets": len(rows),
@@ -92,6 +101,8 @@ def occlusion_stats(model: torch.nn.Module, transform, dataset_dir: Path, rows: 
         "mean_received_occluded": float(occ.mean()),
         "mean_received_clean": float(clean.mean()),
         "pooled_ratio": float(occ.mean() / clean.mean()),
+        "row_entropy": float(np.mean(entropies)),
+        "tracklets_without_ratio": len(rows) - len(ratios_a),
         "per_tracklet_ratio_mean": float(ratios_a.mean()),
         "per_tracklet_ratio_median": float(np.median(ratios_a)),
         "share_tracklets_ratio_below_1": float((ratios_a < 1).mean()),

@@ -136,6 +136,26 @@ def test_tsa_rows_sum_to_one_and_weights_are_column_means() -> None:
     torch.testing.assert_close(extras["temporal_weights"], extras["temporal_attention"].mean(dim=1))
 
 
+def test_scaled_tsa_divides_the_logits_by_the_root_of_the_inner_width() -> None:
+    """The paper's TSA is unscaled (default); ``scaled`` divides the logits by sqrt(C'), which
+    keeps rows of large-norm inputs from collapsing onto one frame."""
+    torch.manual_seed(0)
+    plain = TemporalSelfAttention(16)  # inner 8
+    scaled = TemporalSelfAttention(16, scaled=True)
+    scaled.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 16, 6) * 20  # large norms, as trained features have
+    _, a = plain(x)
+    _, b = scaled(x)
+    logits = torch.bmm(plain.theta(x).transpose(1, 2), plain.phi(x))
+    torch.testing.assert_close(a, torch.softmax(logits, dim=-1))
+    torch.testing.assert_close(b, torch.softmax(logits / 8 ** 0.5, dim=-1))
+
+    def entropy(p: torch.Tensor) -> float:
+        return float(-(p * p.clamp_min(1e-30).log()).sum(-1).mean())
+
+    assert entropy(b) > entropy(a)
+
+
 def test_tsa_starts_as_identity_and_learns() -> None:
     torch.manual_seed(0)
     tsa = TemporalSelfAttention(16).train()

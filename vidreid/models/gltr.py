@@ -121,11 +121,20 @@ class TemporalSelfAttention(nn.Module):
     Input ``[B, C, T]``; ``z = x + BN(W y)`` with ``y_i = sum_j softmax_j(theta_i . phi_j) g_j``.
     Because the output BN starts with weight and bias 0 the block starts as the identity.
     ``forward`` returns ``(z [B, C, T], attention [B, T, T])``.
+
+    ``scaled``: divide the logits by ``sqrt(C')`` (the Transformer's scaled dot product).
+    Not in the paper nor the authors' ``NonLocalBlock1D`` (unscaled, the default here). Why
+    it exists: trained on our synthetic sets (ImageNet MobileNetV2, 8 epochs), the unscaled
+    logits of a row spanned ~140 (mean over test tracklets), so each row's softmax was one-hot
+    (mean row entropy 0.04 of uniform's): every frame received the same single frame, picked
+    regardless of occlusion (see ``benchmarks/results/effects.md``).
     """
 
-    def __init__(self, channels: int, inner_channels: int | None = None) -> None:
+    def __init__(self, channels: int, inner_channels: int | None = None,
+                 scaled: bool = False) -> None:
         super().__init__()
         inner = inner_channels or max(1, channels // TSA_REDUCTION)
+        self.scale = inner ** -0.5 if scaled else 1.0
         self.theta = nn.Conv1d(channels, inner, 1)
         self.phi = nn.Conv1d(channels, inner, 1)
         self.g = nn.Conv1d(channels, inner, 1)
@@ -137,7 +146,8 @@ class TemporalSelfAttention(nn.Module):
         theta = self.theta(x).transpose(1, 2)  # [B, T, C']
         phi = self.phi(x)  # [B, C', T]
         g = self.g(x).transpose(1, 2)  # [B, T, C']
-        attention = F.softmax(torch.bmm(theta, phi), dim=-1)  # [B, T(i), T(j)], rows sum to 1
+        logits = torch.bmm(theta, phi) * self.scale  # [B, T(i), T(j)]
+        attention = F.softmax(logits, dim=-1)  # rows sum to 1
         y = torch.bmm(attention, g).transpose(1, 2)  # [B, C', T]
         return x + self.W(y), attention
 
@@ -153,12 +163,14 @@ class GLTRHead(nn.Module):
         tsa_inner_dim: int | None = None,
         use_dtp: bool = True,
         use_tsa: bool = True,
+        tsa_scaled: bool = False,
     ) -> None:
         super().__init__()
         self.reduction = nn.Linear(in_channels, reduced_dim)
         self.dtp = DilatedTemporalPyramid(reduced_dim, dilations) if use_dtp else None
         width = self.dtp.out_channels if self.dtp is not None else reduced_dim
-        self.tsa = TemporalSelfAttention(width, tsa_inner_dim) if use_tsa else None
+        self.tsa = (TemporalSelfAttention(width, tsa_inner_dim, scaled=tsa_scaled) if use_tsa
+                    else None)
         self.out_dim = width
 
     def forward(self, frame_features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -191,6 +203,8 @@ class GLTR(VideoReIDModel):
             reduced frame features go to TSA directly; without TSA the (local) features are
             averaged over time with uniform weights. Both off = the paper's baseline: the
             same network and training, temporal average pooling of the reduced features.
+        tsa_scaled: TSA logits divided by ``sqrt(C')`` (ours, off by default: see
+            :class:`TemporalSelfAttention`).
     """
 
     def __init__(
@@ -206,6 +220,7 @@ class GLTR(VideoReIDModel):
         frame_chunk: int | None = None,
         use_dtp: bool = True,
         use_tsa: bool = True,
+        tsa_scaled: bool = False,
     ) -> None:
         super().__init__()
         if frame_chunk is not None and frame_chunk < 1:
@@ -214,7 +229,7 @@ class GLTR(VideoReIDModel):
             )
         self.backbone = build_backbone(backbone, weights=weights, last_stride=last_stride)
         self.head = GLTRHead(self.backbone.out_channels, reduced_dim, dilations, tsa_inner_dim,
-                             use_dtp=use_dtp, use_tsa=use_tsa)
+                             use_dtp=use_dtp, use_tsa=use_tsa, tsa_scaled=tsa_scaled)
         self.feature_dim = self.head.out_dim
         self.frame_chunk = frame_chunk
         # Training head (authors' code): BN, ReLU, dropout, linear classifier.
