@@ -367,9 +367,15 @@ class _OtherTracks:
     its boxes up to ``max_gap`` steps apart: :func:`_positions`), to ask, per observation,
     which other tracks' boxes are there and whether they are other people."""
 
-    def __init__(self, steps: np.ndarray, track_ids: np.ndarray, boxes: np.ndarray,
-                 max_gap: int) -> None:
-        self.steps, self.track_ids, self.max_gap = steps, track_ids, max_gap
+    def __init__(self, steps: Sequence[int] | np.ndarray,
+                 track_ids: Sequence[int] | np.ndarray, boxes: np.ndarray, max_gap: int) -> None:
+        steps = np.asarray(steps, np.int64)
+        track_ids = np.asarray(track_ids, np.int64)
+        boxes = np.asarray(boxes, np.float64).reshape(len(steps), -1)[:, :4] if len(steps) \
+            else np.zeros((0, 4))
+        self.steps, self.track_ids, self.boxes, self.max_gap = steps, track_ids, boxes, max_gap
+        self.width = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-9)  # [N], of every observation
+        self.tall = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-9)
         self.ids = [t for t in np.unique(track_ids) if t > 0]
         uniq, self.inverse = np.unique(steps, return_inverse=True)
         self.where = np.zeros((len(self.ids), len(uniq), 4))  # [T, S, 4]
@@ -429,17 +435,11 @@ def bridging_boxes(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] |
     appearance rule sees it, and as a track it holds half of each person. The two people
     are boxed on other frames, so their tracks say where they are.
     """
-    steps = np.asarray(steps, np.int64)
-    track_ids = np.asarray(track_ids, np.int64)
-    flag = np.zeros(len(steps), bool)
-    if len(steps) == 0:
-        return flag
-    boxes = np.asarray(boxes, np.float64).reshape(len(steps), -1)[:, :4]
     tracks = _OtherTracks(steps, track_ids, boxes, max_gap)
-    width = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-9)
-    tall = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-9)
+    boxes, width, tall = tracks.boxes, tracks.width, tracks.tall
+    flag = np.zeros(len(boxes), bool)
     centre = (boxes[:, 0] + boxes[:, 2]) / 2
-    for i in range(len(steps)):
+    for i in range(len(boxes)):
         tids, o = tracks.at(i)
         if not len(tids):
             continue
@@ -475,16 +475,10 @@ def crowded_boxes(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] | 
     or tighter box of the same walker (two tracks on one person), whose box covers the
     other but is centred on the same person.
     """
-    steps = np.asarray(steps, np.int64)
-    track_ids = np.asarray(track_ids, np.int64)
-    flag = np.zeros(len(steps), bool)
-    if len(steps) == 0:
-        return flag
-    boxes = np.asarray(boxes, np.float64).reshape(len(steps), -1)[:, :4]
     tracks = _OtherTracks(steps, track_ids, boxes, max_gap)
-    width = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-9)
-    tall = np.maximum(boxes[:, 3] - boxes[:, 1], 1e-9)
-    for i in range(len(steps)):
+    boxes, width, tall = tracks.boxes, tracks.width, tracks.tall
+    flag = np.zeros(len(boxes), bool)
+    for i in range(len(boxes)):
         tids, o = tracks.at(i)
         if not len(tids):
             continue
