@@ -58,6 +58,7 @@ decoding is the only load cost).
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import math
@@ -371,8 +372,6 @@ def evaluate_unoccluded(out: dict[str, Any], cfg: Any, model: Any, unoccluded: s
 
     if model is None:
         model = B.load_trained(out["run_dir"]).model
-    import copy
-
     ucfg = copy.deepcopy(cfg)
     ucfg.data.root = unoccluded
     model = model.cpu().float().eval()
