@@ -14,6 +14,7 @@ from vidreid.models.gltr import (
     GLTR,
     DilatedTemporalPyramid,
     GLTRHead,
+    GLTRTemporalHead,
     TemporalSelfAttention,
 )
 
@@ -215,6 +216,15 @@ def test_config_loads_and_builds(path: Path) -> None:
         assert cfg.model.name == "video_baseline" and cfg.data.seq_len == 1
         assert cfg.data.batch_size == 128
         return
+    if path.stem == "bench_gltr_tp":  # GLTR's temporal module on the TP row's recipe
+        tp = load_config(path.parent.parent / "baselines" / "bench_tp.yaml")
+        assert cfg.model.name == "video_baseline" and cfg.model.head == "gltr"
+        assert {k: v for k, v in cfg.model.items() if k not in ("head", "tsa_scaled")} == \
+            {k: v for k, v in tp.model.items() if k != "head"} | {"backbone": "tiny",
+                                                                   "weights": None}
+        assert cfg.loss == tp.loss and cfg.optim == tp.optim and cfg.sched == tp.sched
+        assert cfg.data.test_sampling == "all"
+        return
     assert cfg.model.name == "gltr"
     assert cfg.data.test_sampling == "all" and cfg.data.max_clip_len is None
     model = builder.build_model(cfg, NUM_CLASSES).train()
@@ -270,3 +280,28 @@ def test_ablation_without_tsa_keeps_the_pyramid() -> None:
     local = model.head.dtp(model.head.reduction(frames).transpose(1, 2))
     torch.testing.assert_close(model(clips)["features"], local.mean(dim=2))
     assert model.feature_dim == local.shape[1]
+
+
+def test_gltr_temporal_head_is_the_gltr_head_over_pooled_frames() -> None:
+    """``video_baseline`` with ``head: gltr``: DTP + TSA + mean over the GAP'd frame maps,
+    GLTR's extras and initialisation, the baseline's BNNeck around it."""
+    torch.manual_seed(0)
+    model = build_model("video_baseline", NUM_CLASSES, backbone="tiny", head="gltr",
+                        tsa_scaled=True).eval()
+    head = model.head
+    assert isinstance(head, GLTRTemporalHead) and head.gltr.tsa.scale < 1.0
+    for branch in head.gltr.dtp.branches:
+        assert abs(branch.weight.std().item() - 0.001) < 0.0002
+    fmaps = torch.randn(2, 6, model.backbone.out_channels, 4, 2)
+    with torch.no_grad():
+        feats, extras = head(fmaps, return_extras=True)
+        expected, attention = head.gltr(fmaps.mean(dim=(3, 4)))
+        pooled = head(head.summarize_frames(fmaps.flatten(0, 1)).view(2, 6, -1, 1, 1))
+    torch.testing.assert_close(feats, expected)
+    torch.testing.assert_close(pooled, expected)  # GAP'd frames are enough input
+    assert feats.shape == (2, 512)
+    torch.testing.assert_close(extras["temporal_attention"], attention)
+    torch.testing.assert_close(extras["temporal_weights"], attention.mean(dim=1))
+    out = model.train()(torch.randn(2, 3, 3, H, W), return_extras=True)
+    assert out["logits"].shape == (2, NUM_CLASSES)
+    assert out["extras"]["temporal_weights"].shape == (2, 3)
