@@ -324,6 +324,8 @@ def over_budget(kind: str, n: int, budget: float, cpu_s: float,
         guess = s0 * (n * math.log(n)) / (n0 * math.log(n0))
         line += (f"; EXTRAPOLATED build ~{guess:.0f} s from {s0:.1f} s at n = {n0:,} "
                  "(N log N scaling, not a measurement)")
+        if guess < budget:  # the build was still running past it: the scaling is worse
+            line += f", an underestimate: the build had not finished after {budget:g} s"
     return line
 
 
