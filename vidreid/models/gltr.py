@@ -304,8 +304,11 @@ class GLTRTemporalHead(PooledFramesHead):
     Ours, not the paper's: the paper trains GLTR with its own BN-ReLU-dropout head
     (:class:`GLTR`); on the effects benchmark that head trained the backbone so much worse
     than TP's recipe (the temporal mean of GLTR's own backbone features 59.8 R1 vs TP's 78.2)
-    that a GLTR-vs-TP difference said nothing about DTP and TSA. Same layers and
-    initialisation as :class:`GLTRHead`. ``[B, T, C, h, w] -> [B, (N+1) d]``; extras as
+    that a GLTR-vs-TP difference said nothing about DTP and TSA. On TP's recipe this head
+    still lost 18.8 R1 [-40.7, 3.1] to TP (3 seeds, heavy occlusion set): the backbone trained
+    through the 128-d reduction learned less in 104 steps (its own averaged features 48.1 R1 vs
+    TP's 62.3, seed 1), so the gap is the backbone's, not DTP's or TSA's (see
+    ``benchmarks/results/effects.md``). Same layers and initialisation as :class:`GLTRHead`. ``[B, T, C, h, w] -> [B, (N+1) d]``; extras as
     :class:`GLTR`'s: ``temporal_attention`` ``[B, T, T]``, ``temporal_weights`` ``[B, T]``.
     """
 
