@@ -105,6 +105,9 @@ def run_row(
     ])
     t0 = time.perf_counter()
     result, run_dir, model, _ = run_training(cfg)
+    if not result.last_eval:  # e.g. stopped by SIGTERM: the trainer ends gracefully
+        raise RuntimeError(f"{run_dir}: training of {path.name} ended without its final "
+                           "evaluation (stopped by a signal?); no table is written")
     minutes = (time.perf_counter() - t0) / 60
     m = result.last_eval
     return {
