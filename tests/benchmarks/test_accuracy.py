@@ -2,28 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from _scripts import load_script
 
 import vidreid.engine.run
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "accuracy.py"
 
 
 @pytest.fixture(scope="module")
 def accuracy():
-    spec = importlib.util.spec_from_file_location("accuracy", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["accuracy"] = module
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop("accuracy", None)
+    yield from load_script("accuracy")
 
 
 def test_a_row_stopped_before_its_evaluation_raises(accuracy, monkeypatch, tmp_path) -> None:

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "effects.py"
+from _scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def effects():
-    spec = importlib.util.spec_from_file_location("effects", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["effects"] = module  # dataclasses look their module up there
-    try:
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop("effects", None)
+    yield from load_script("effects")
 
 
 def test_t_interval_matches_the_textbook_formula(effects) -> None:
