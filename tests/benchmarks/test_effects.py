@@ -200,3 +200,21 @@ def test_record_row_keeps_the_notes_below_the_table(effects, tmp_path) -> None:
     table = text.split("\n\n## Why")[0]
     assert table.splitlines()[-2:] == ["| gltr | a | b | 1 | 1.0 | `x` |",
                                        "| cosam (heavy) | c | d | 3 | 2.0 | `y` |"]
+
+
+def test_tkp_rows_report_the_image_to_video_lift_on_either_set(effects) -> None:
+    runs = [{"method": {"metrics": {"v2v/R1": 70.0, "v2v/mAP": 70.0, "i2v/R1": 50.0 + s,
+                                    "i2v/mAP": 40.0 + s}, "minutes": 1.0, "cpu_minutes": 2.0},
+             "baseline": {"metrics": {"v2v/R1": 70.0, "v2v/mAP": 70.0, "i2v/R1": 50.0,
+                                      "i2v/mAP": 40.0}, "minutes": 1.0, "cpu_minutes": 2.0}}
+            for s in (2.0, 4.0)]
+    clean, occluded = effects.EFFECTS["tkp"], effects.EFFECTS["tkp_occluded"]
+    assert not clean.occluded_data and occluded.occluded_data  # the one difference
+    assert (clean.config, clean.baseline, clean.overrides) == (
+        occluded.config, occluded.baseline, occluded.overrides)
+    for name, effect in (("tkp", clean), ("tkp_occluded", occluded)):
+        summary = effects.summarize(name, effect, [1, 2], runs)
+        assert summary["mechanism"]["i2v mAP lift"] == [2.0, 4.0]
+        assert "i2v mAP lift 3.0 [" in effects.table_row(name, effect, summary, "cmd")
+    assert "i2v mAP lift" not in effects.summarize("cosam", effects.EFFECTS["cosam"], [1, 2],
+                                                   runs)["mechanism"]
