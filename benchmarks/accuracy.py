@@ -9,7 +9,7 @@ under ``--data-dir``), each config is trained for the benchmark's epochs with it
 otherwise, and evaluated video-to-video (``--protocols`` adds e.g. ``i2v`` for the
 image-to-video methods) on the torchreid MARS protocol. The table has R1, mAP, mINP (%) per
 protocol, training minutes, parameters (M) and GFLOPs per frame at the config's input size; it
-is printed and written (markdown) to ``--out``.
+is printed and written (markdown) to ``--out``, rewritten after every finished row.
 
 ``--init``: ``scratch`` rows train the configs as written (the ``tiny`` backbone from random
 weights); ``imagenet`` rows swap in the ImageNet-initialised MobileNetV2 (``model.backbone=
@@ -173,21 +173,26 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     epochs = args.epochs or BENCHMARKS[args.bench]["epochs"]
     root = dataset_root(args.bench, args.data_dir, args.workers)
-    rows = []
+    out = args.out or args.runs_dir / f"{args.bench}.md"
+    rows: list[dict] = []
     for path in paths:
         for init in INITS[args.init]:
             print(f"== {path.relative_to(REPO)} ({init})", flush=True)
             rows.append(run_row(path, root, epochs, args.runs_dir / args.bench, protocols, init))
-    table = markdown(args.bench, rows, epochs, protocols)
-    print(table)
-    out = args.out or args.runs_dir / f"{args.bench}.md"
+            write_table(out, markdown(args.bench, rows, epochs, protocols))  # rows so far
+    print(markdown(args.bench, rows, epochs, protocols))
+    print(f"written: {out}")
+    return 0
+
+
+def write_table(out: Path, table: str) -> None:
+    """Write ``table`` to ``out`` atomically (temp file + rename): after every row, so a run
+    stopped later keeps the rows it finished and a reader never sees half a table."""
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
     with os.fdopen(fd, "w") as fh:
         fh.write(table)
     os.replace(tmp, out)
-    print(f"written: {out}")
-    return 0
 
 
 if __name__ == "__main__":
