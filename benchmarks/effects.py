@@ -487,7 +487,7 @@ def metric_keys(effect: Effect) -> list[str]:
     return [f"{p}/{k}" for p in effect.protocols for k in ("R1", "mAP")]
 
 
-def summarize(method: str, effect: Effect, seeds: list[int], runs: list[dict]) -> dict:
+def summarize(effect: Effect, seeds: list[int], runs: list[dict]) -> dict:
     """Per-seed paired differences and mechanism values -> means and intervals."""
     diffs = {k: [r["method"]["metrics"][k] - r["baseline"]["metrics"][k] for r in runs]
              for k in metric_keys(effect)}
@@ -813,7 +813,7 @@ def main(argv: list[str] | None = None) -> int:
                      "  ".join(f"{k} {v:.3f}" for k, v in pair[role].get("mechanism", {}).items()))
         runs.append(pair)
 
-    summary = summarize(args.method, effect, seeds, runs)
+    summary = summarize(effect, seeds, runs)
     if completion is not None:
         summary["mechanism_text"] = completion["text"]
         log.info("  mechanism (one completion, seed %d's raw TP): %s", seeds[0],

@@ -41,7 +41,7 @@ def test_vrstc_row_carries_the_completion_mechanism(effects, tmp_path) -> None:
                         "cpu_minutes": 2.0},
              "baseline": {"metrics": {"v2v/R1": 79.0, "v2v/mAP": 84.0}, "reused": True}}
             for s in (0.0, 2.0)]
-    summary = effects.summarize("vrstc", effects.VRSTC_EFFECT, [1, 2], runs)
+    summary = effects.summarize(effects.VRSTC_EFFECT, [1, 2], runs)
     assert summary["diffs"]["v2v/R1"] == [1.0, 3.0] and summary["reused"] == 2
     summary["mechanism_text"] = "PSNR STCnet - copy-from-nearest -1.00 dB [-2.00, 0.00]"
     row = effects.table_row("vrstc", effects.VRSTC_EFFECT, summary, "cmd")
@@ -182,12 +182,12 @@ def test_row_gives_the_baselines_occlusion_cost(effects) -> None:
                           "unoccluded": {"v2v/R1": 70.0 + s, "v2v/mAP": 80.0}}}
             for s in (0.0, 2.0)]
     effect = effects.EFFECTS["cosam"]
-    summary = effects.summarize("cosam", effect, [1, 2], runs)
+    summary = effects.summarize(effect, [1, 2], runs)
     assert summary["occlusion_cost"]["v2v/R1"] == [10.0, 12.0]
     row = effects.table_row("cosam", effect, summary, "cmd")
     assert "baseline's occlusion cost v2v/R1 11.0 [" in row
     del runs[1]["baseline"]["unoccluded"]  # one seed without: no cost claimed
-    assert effects.summarize("cosam", effect, [1, 2], runs)["occlusion_cost"] == {}
+    assert effects.summarize(effect, [1, 2], runs)["occlusion_cost"] == {}
 
 
 def test_record_row_keeps_the_notes_below_the_table(effects, tmp_path) -> None:
@@ -213,8 +213,8 @@ def test_tkp_rows_report_the_image_to_video_lift_on_either_set(effects) -> None:
     assert (clean.config, clean.baseline, clean.overrides) == (
         occluded.config, occluded.baseline, occluded.overrides)
     for name, effect in (("tkp", clean), ("tkp_occluded", occluded)):
-        summary = effects.summarize(name, effect, [1, 2], runs)
+        summary = effects.summarize(effect, [1, 2], runs)
         assert summary["mechanism"]["i2v mAP lift"] == [2.0, 4.0]
         assert "i2v mAP lift 3.0 [" in effects.table_row(name, effect, summary, "cmd")
-    assert "i2v mAP lift" not in effects.summarize("cosam", effects.EFFECTS["cosam"], [1, 2],
+    assert "i2v mAP lift" not in effects.summarize(effects.EFFECTS["cosam"], [1, 2],
                                                    runs)["mechanism"]
