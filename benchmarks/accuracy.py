@@ -23,9 +23,7 @@ gives each config both rows. Seeds and intervals for the method-vs-baseline clai
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -186,13 +184,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def write_table(out: Path, table: str) -> None:
-    """Write ``table`` to ``out`` atomically (temp file + rename): after every row, so a run
-    stopped later keeps the rows it finished and a reader never sees half a table."""
+    """Write ``table`` to ``out`` atomically: after every row, so a run stopped later keeps
+    the rows it finished and a reader never sees half a table."""
+    from vidreid.atomic import write_text
+
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(table)
-    os.replace(tmp, out)
+    write_text(out, table)
 
 
 if __name__ == "__main__":
