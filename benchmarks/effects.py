@@ -98,7 +98,16 @@ UNOCCLUDED_MARKER = "unoccluded.json"  # written last into a finished unoccluded
 CONFIDENCE = 0.95
 FRAME_SIZE = (128, 64)  # (height, width) of the rendered frames and of the networks' input
 BACKBONE_OVERRIDES = ["model.backbone=mobilenetv2", "model.weights=imagenet"]
-CPU_OVERRIDES = ["train.amp=bf16", "train.channels_last=true", "train.device=cpu"]
+# Frames are stored at the working size, so decoding is cheap and a loader worker would hold
+# a core mostly idle: with no worker the main process gets both cores' torch threads
+# (`benchmarks/bench_train.py --backbone mobilenetv2 --size 128x64 --batch 32`, quiet machine:
+# 18.6 clips/s with --workers 0 / 2 threads vs 12.0 with --workers 1 / 1 thread). Run one
+# benchmark at a time: two 2-thread trainings side by side oversubscribe the cores.
+CPU_OVERRIDES = ["train.amp=bf16", "train.channels_last=true", "train.device=cpu",
+                 "data.num_workers=0"]
+#: Settings that change how the CPU is used, not what is trained: ignored when a finished
+#: run is reused.
+SPEED_SETTINGS = (("data", "num_workers"), ("train", "num_threads"))
 TABLE_HEADER = (
     "| method | mechanism metric [95% CI] | R1 and mAP difference [95% CI] | seeds | minutes "
     "| command |\n|---|---|---|---:|---:|---|\n"
@@ -446,8 +455,8 @@ def finished_run(cfg: Any, runs_root: Path, epochs: int) -> dict[str, Any] | Non
     Runs are shared: COSAM and the attribute model compare with the same TP runs (same data,
     budget and seed), so TP is trained once per seed; a method whose baseline changes keeps
     its own finished runs. The code is not compared: reuse assumes the same checkout. A run counts only if its
-    saved config equals ``cfg`` apart from where it was written and it evaluated after its last
-    epoch.
+    saved config equals ``cfg`` apart from where it was written and how it used the CPU
+    (:data:`SPEED_SETTINGS`), and it evaluated after its last epoch.
     """
     from omegaconf import OmegaConf
 
@@ -455,6 +464,8 @@ def finished_run(cfg: Any, runs_root: Path, epochs: int) -> dict[str, Any] | Non
         d = OmegaConf.to_container(c, resolve=True)
         d.pop("output_dir", None)
         d.pop("run_name", None)
+        for section, key in SPEED_SETTINGS:
+            d.get(section, {}).pop(key, None)
         return d
 
     want = settings(cfg)

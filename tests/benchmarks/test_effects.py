@@ -127,6 +127,19 @@ def test_a_run_stopped_before_its_evaluation_is_not_reused(effects, tmp_path) ->
     assert effects.finished_run(cfg, tmp_path, epochs=8)["metrics"] == {"v2v/R1": 80.0}
 
 
+def test_reuse_ignores_how_the_cpu_was_used_but_not_the_recipe(effects, tmp_path) -> None:
+    run = tmp_path / "tp" / "bench_tp-seed1-1"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("run_name: bench_tp-seed1-1\ndata:\n  num_workers: 1\n"
+                                     "train:\n  seed: 1\n  num_threads: null\n  epochs: 8\n")
+    (run / effects.RESULT_FILE).write_text('{"metrics": {"v2v/R1": 80.0}, "minutes": 1.0}')
+    cfg = effects.load_config(run / "config.yaml")
+    cfg.data.num_workers, cfg.train.num_threads = 0, 2  # another loader / thread split
+    assert effects.finished_run(cfg, tmp_path, epochs=8)["metrics"] == {"v2v/R1": 80.0}
+    cfg.train.epochs = 16  # another recipe
+    assert effects.finished_run(cfg, tmp_path, epochs=16) is None
+
+
 def test_unoccluded_copy_holds_the_clean_renders_and_leaves_the_set_alone(effects,
                                                                          tmp_path) -> None:
     """Every occluded frame of the copy is its clean render (JPEG-close), the others are the
