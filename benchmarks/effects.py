@@ -764,6 +764,15 @@ def run_vrstc(seeds: list[int], root: str, budget: Budget, runs_dir: Path,
     return runs, completion
 
 
+def row_label(method: str, budget: str, epochs: int | None, steps: int | None) -> str:
+    """The row's name: the method for the full budget; other budgets and overridden epochs or
+    steps are named, so that they add a row instead of replacing the budget's own."""
+    parts = [] if budget == "full" else [budget]
+    parts += [f"{epochs} epochs"] if epochs else []
+    parts += [f"{steps} steps/epoch"] if steps else []
+    return f"{method} ({', '.join(parts)})" if parts else method
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("method", choices=[*EFFECTS, "vrstc"])
@@ -838,8 +847,8 @@ def main(argv: list[str] | None = None) -> int:
     log.info("  minutes (all timed runs): %.1f wall, %.1f CPU (= %.1f on 2 free cores); "
              "%d runs reused, %d untimed", summary["minutes"], summary["cpu_minutes"],
              summary["cpu_minutes"] / 2, summary["reused"], summary["untimed"])
-    if not args.no_record:  # the full budget's row is the method's; others are labelled
-        label = args.method if args.budget == "full" else f"{args.method} ({args.budget})"
+    if not args.no_record:
+        label = row_label(args.method, args.budget, args.epochs, args.steps)
         record_row(label, table_row(args.method, effect, summary, command, label), args.out)
         log.info("written: %s", args.out)
     headline = summary["diffs"][effect.headline]

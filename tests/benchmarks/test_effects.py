@@ -231,3 +231,11 @@ def test_tkp_rows_report_the_image_to_video_lift_on_either_set(effects) -> None:
         assert "i2v mAP lift 3.0 [" in effects.table_row(name, effect, summary, "cmd")
     assert "i2v mAP lift" not in effects.summarize(effects.EFFECTS["cosam"], [1, 2],
                                                    runs)["mechanism"]
+
+
+def test_row_label_names_budget_and_overrides(effects) -> None:
+    assert effects.row_label("cosam", "full", None, None) == "cosam"
+    assert effects.row_label("cosam", "heavy", None, None) == "cosam (heavy)"
+    # an override adds a row instead of replacing the budget's own
+    assert effects.row_label("attribute", "heavy", 16, None) == "attribute (heavy, 16 epochs)"
+    assert effects.row_label("tkp", "full", None, 5) == "tkp (5 steps/epoch)"
