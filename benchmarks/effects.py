@@ -47,7 +47,9 @@ generated once and cached under ``--data-dir``: occluders in half the tracklets 
 GLTR and the attribute model (silhouettes, occluder masks and attributes come with the set);
 no occluders for TKP, whose image-to-video gap comes from the generator's per-camera blur,
 framing and viewpoint and per-frame pose (the generator has no stronger knob yet). Frames
-are rendered at 128x64 (no resize at load); training runs in bf16 with channels_last.
+are rendered at 128x64 (no resize at load); training runs in bf16 with channels_last, and
+without loader workers, so both cores run torch (``CPU_OVERRIDES``): run one benchmark at a
+time.
 
 The last line reads ``effect METHOD: <metric> mean X [lo, hi]``; the method's row of
 ``benchmarks/results/effects.md`` (``--out``) is replaced (or added) atomically unless
@@ -56,8 +58,8 @@ The last line reads ``effect METHOD: <metric> mean X [lo, hi]``; the method's ro
 VRSTC: one completed copy of the set (locator, ID guider: the first seed's raw TP network;
 STCnet: ``configs/vrstc/stc/bench_effects.yaml``) serves every seed; see :func:`vrstc_completion`.
 
-Not done here (issue 15): a cache of decoded frames (frames are stored at the working size, so
-decoding is the only load cost).
+No cache of decoded frames: frames are stored at the working size, so decoding is the only
+load cost, and the main process does it between steps.
 """
 
 from __future__ import annotations
