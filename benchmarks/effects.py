@@ -302,6 +302,8 @@ VRSTC_SMOKE_STEPS = 4
 #: Loss-flatness window: mean of the last this-fraction of the logged steps vs the one before.
 FLAT_FRACTION = 0.1
 LOSS_RECORDS = 100  # STCnet losses logged over a run (for the flatness window)
+STC_HISTORY = "stc_history.json"  # an STCnet's loss history, beside its stc.pt
+TAU_MATCH = 1e-4  # calibrated taus this close come from the same raw network and data
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -584,13 +586,18 @@ def loss_curve(history: list[dict], key: str = "rec", parts: int = 10) -> list[d
 
 
 def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
-                     stc_steps: int | None) -> dict[str, Any]:
+                     stc_steps: int | None, stc_path: Path | None = None) -> dict[str, Any]:
     """The completed copy of the occluded set: ``raw`` (a finished TP run) is the locator and
     the ID guider; STCnet (``VRSTC_STC_CONFIG``) trains on the training split; the mechanism
     (completion of truly occluded test stripes vs copy-from-nearest-clean-frame, locator
     precision / recall / score separation, loss flatness). One completion serves every seed
     (ours: the completed set is a fixed data transform; a per-seed STCnet would triple its
-    CPU), so its mechanism has an interval over test frames, not seeds."""
+    CPU), so its mechanism has an interval over test frames, not seeds.
+
+    ``stc_path``: an STCnet this function trained earlier from the same raw run (its
+    ``stc.pt``; checked against this run's calibrated tau and the config), e.g. when a
+    later stage failed; its loss history comes from the ``STC_HISTORY`` file beside it
+    (without one, the loss-flatness figures are NaN)."""
     from vrstc_occlusion import completion_quality, loss_flatness, stripe_truth
 
     from vidreid import build as B
@@ -636,14 +643,21 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
     log.info("   locator, test stripes, the config's tau %.2f: %s", loc.tau,
              {k: round(v, 3) for k, v in paper_tau.items()})
     stamp = int(time.time())
-    stc = train_stc(
-        reid, dataset.train, runs_dir / f"stc-{stamp}" / "stc.pt", height=h, width=w,
-        num_regions=loc.num_regions, tau=tau, source_tau=source_tau,
-        num_neighbours=gen.num_neighbours, base_channels=gen.base_channels, steps=steps,
-        batch_size=cfg.train.batch_size, lr=cfg.train.lr, betas=tuple(cfg.train.betas),
-        seed=cfg.train.seed, locator_scores=train_scores, reid_size=FRAME_SIZE,
-        log_every=max(1, steps // LOSS_RECORDS), num_workers=cfg.data.num_workers,
-        weights=STCLossWeights(**dict(cfg.loss)), amp=cfg.train.amp)
+    from vidreid.atomic import write_bytes, write_text
+
+    if stc_path is not None:
+        stc = trained_stc(Path(stc_path), steps=steps, tau=tau, base_channels=gen.base_channels)
+    else:
+        stc = train_stc(
+            reid, dataset.train, runs_dir / f"stc-{stamp}" / "stc.pt", height=h, width=w,
+            num_regions=loc.num_regions, tau=tau, source_tau=source_tau,
+            num_neighbours=gen.num_neighbours, base_channels=gen.base_channels, steps=steps,
+            batch_size=cfg.train.batch_size, lr=cfg.train.lr, betas=tuple(cfg.train.betas),
+            seed=cfg.train.seed, locator_scores=train_scores, reid_size=FRAME_SIZE,
+            log_every=max(1, steps // LOSS_RECORDS), num_workers=cfg.data.num_workers,
+            weights=STCLossWeights(**dict(cfg.loss)), amp=cfg.train.amp)
+        write_text(Path(stc["path"]).parent / STC_HISTORY,
+                   json.dumps({"last": stc["last"], "history": stc["history"]}))
     flat = loss_flatness(stc["history"], fraction=FLAT_FRACTION)
     log.info("   STCnet %d steps: last %s; hole L1, last %.0f%% of the logged steps vs the "
              "%.0f%% before: %s", steps, {k: round(v, 4) for k, v in stc["last"].items()},
@@ -706,8 +720,8 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
            "stc": {"steps": steps, "history": stc["history"], "flatness": flat,
                    "path": stc["path"]},
            "minutes": (time.perf_counter() - t0) / 60, "cpu_minutes": (cpu_seconds() - c0) / 60}
-    from vidreid.atomic import write_bytes, write_text
-
+    if stc_path is not None:  # its training minutes are not in this run's
+        out["stc"]["reused"] = True
     write_text(runs_dir / f"completion-{stamp}.json", json.dumps(out, indent=1, default=str))
     # every stripe's score and truth, for looking at other thresholds without a network
     write_bytes(runs_dir / f"locator-{stamp}.npz", lambda fh: np.savez(
@@ -715,6 +729,31 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
         truth=np.concatenate([truths[f] for f in unique]),
         train=np.concatenate([np.full(len(f), f in train_set) for f in unique])))
     return out
+
+
+def trained_stc(path: Path, *, steps: int, tau: float, base_channels: int) -> dict[str, Any]:
+    """A finished STCnet (``stc.pt`` of an earlier ``vrstc`` run) in ``train_stc``'s result
+    form, if it was trained with these settings: the same steps and generator width, and the
+    same calibrated ``tau`` (which the raw network and the data determine)."""
+    from vidreid.methods.vrstc.stc import load_stc_generator
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no trained STCnet there; drop --stc to train one")
+    _, meta = load_stc_generator(path)
+    mine = {"steps": steps, "tau": tau, "base_channels": base_channels}
+    theirs = {"steps": meta.get("steps"), "tau": float(meta.get("tau", math.nan)),
+              "base_channels": meta.get("base_channels")}
+    same_tau = abs(mine["tau"] - theirs["tau"]) < TAU_MATCH  # NaN: not the same
+    if not same_tau or {**mine, "tau": 0} != {**theirs, "tau": 0}:
+        raise ValueError(f"{path} was trained with {theirs}, this run needs {mine}; drop --stc "
+                         "to train a new STCnet")
+    hist = path.parent / STC_HISTORY
+    record = json.loads(hist.read_text()) if hist.is_file() else {"last": {}, "history": []}
+    if not hist.is_file():
+        log.warning("   %s: no %s beside it, so no loss-flatness figures", path, STC_HISTORY)
+    log.info("   reusing the trained STCnet %s", path)
+    return {**record, "path": str(path)}
 
 
 def load_completion(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
@@ -734,7 +773,8 @@ def load_completion(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
 
 def run_vrstc(seeds: list[int], root: str, budget: Budget, runs_dir: Path,
               stc_steps: int | None,
-              completion_path: Path | None = None) -> tuple[list[dict], dict]:
+              completion_path: Path | None = None,
+              stc_path: Path | None = None) -> tuple[list[dict], dict]:
     """VRSTC pairs: per seed, TP on the raw set (reused when finished) and TP on the completed
     copy (made once, from seed ``seeds[0]``'s raw network, or reused from
     ``completion_path``). Returns the pairs and the completion record; the completion's
@@ -749,7 +789,7 @@ def run_vrstc(seeds: list[int], root: str, budget: Budget, runs_dir: Path,
     if completion_path is not None:
         completion = load_completion(completion_path, raws[seeds[0]])
     else:
-        completion = vrstc_completion(raws[seeds[0]], root, runs_dir, stc_steps)
+        completion = vrstc_completion(raws[seeds[0]], root, runs_dir, stc_steps, stc_path)
     runs = []
     for seed in seeds:
         log.info("== vrstc seed %d: TP on the completed set", seed)
@@ -764,6 +804,15 @@ def run_vrstc(seeds: list[int], root: str, budget: Budget, runs_dir: Path,
             m = runs[-1][role]["metrics"]
             log.info("   %s  %s", role, "  ".join(f"{k} {m[k]:.1f}" for k in metric_keys(effect)))
     return runs, completion
+
+
+def require_bench_extra() -> None:
+    """The completion-quality figures need scikit-image (the ``bench`` extra)."""
+    try:
+        import skimage.metrics  # noqa: F401
+    except ImportError as exc:
+        raise SystemExit("effects.py vrstc needs scikit-image for its PSNR / SSIM figures: "
+                         "pip install -e '.[bench]' (or pip install 'scikit-image>=0.22')") from exc
 
 
 def row_label(method: str, budget: str, epochs: int | None, steps: int | None) -> str:
@@ -793,6 +842,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--completion", type=Path,
                         help="vrstc: reuse this completion-*.json (its STCnet, completed set "
                              "and mechanism) of an earlier run from the same raw TP network")
+    parser.add_argument("--stc", type=Path,
+                        help="vrstc: reuse this stc.pt, trained by an earlier run from the same "
+                             "raw TP network (e.g. one that stopped after training it)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.seeds < 1:
@@ -805,6 +857,8 @@ def main(argv: list[str] | None = None) -> int:
     from vidreid.models.backbones.weights import imagenet_weights_path
 
     log.info("ImageNet MobileNetV2: %s", imagenet_weights_path())  # fails early if absent
+    if args.method == "vrstc":
+        require_bench_extra()  # before the first hour of training, not after
     spec = budget.occluded if effect.occluded_data else budget.clean
     root = dataset_root(spec, args.data_dir, args.workers)
     unoccluded = (unoccluded_root(root) if effect.occluded_data and args.method != "vrstc"
@@ -817,7 +871,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.method == "vrstc":
         stc_steps = args.stc_steps or (VRSTC_SMOKE_STEPS if args.budget == "smoke" else None)
         runs, completion = run_vrstc(seeds, root, budget, args.runs_dir / args.method,
-                                     stc_steps, args.completion)
+                                     stc_steps, args.completion, args.stc)
     for seed in seeds if args.method != "vrstc" else []:
         pair = {}
         for role, config in (("method", effect.config), ("baseline", effect.baseline)):

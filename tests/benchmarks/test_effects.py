@@ -239,3 +239,44 @@ def test_row_label_names_budget_and_overrides(effects) -> None:
     # an override adds a row instead of replacing the budget's own
     assert effects.row_label("attribute", "heavy", 16, None) == "attribute (heavy, 16 epochs)"
     assert effects.row_label("tkp", "full", None, 5) == "tkp (5 steps/epoch)"
+
+
+def test_a_trained_stcnet_is_reused_only_with_the_same_settings(effects, tmp_path,
+                                                                 monkeypatch) -> None:
+    import json
+
+    import vidreid.methods.vrstc.stc as stc
+
+    meta = {"steps": 1200, "tau": 0.9010001, "base_channels": 16}
+    monkeypatch.setattr(stc, "load_stc_generator", lambda path: (None, meta))
+    path = tmp_path / "stc-1" / "stc.pt"
+    with pytest.raises(FileNotFoundError, match="drop --stc"):
+        effects.trained_stc(path, steps=1200, tau=0.901, base_channels=16)
+    path.parent.mkdir()
+    path.write_bytes(b"weights")
+    # no history beside it: reused, the flatness figures cannot be computed
+    assert effects.trained_stc(path, steps=1200, tau=0.901, base_channels=16)["history"] == []
+    (path.parent / effects.STC_HISTORY).write_text(json.dumps(
+        {"last": {"step": 1200}, "history": [{"step": 12, "rec": 0.3}]}))
+    got = effects.trained_stc(path, steps=1200, tau=0.901, base_channels=16)
+    assert got["history"] == [{"step": 12, "rec": 0.3}] and got["path"] == str(path)
+    # another raw network calibrates another tau; other steps are another STCnet
+    with pytest.raises(ValueError, match="drop --stc"):
+        effects.trained_stc(path, steps=1200, tau=0.92, base_channels=16)
+    with pytest.raises(ValueError, match="drop --stc"):
+        effects.trained_stc(path, steps=600, tau=0.901, base_channels=16)
+
+
+def test_vrstc_stops_early_without_scikit_image(effects, monkeypatch) -> None:
+    import builtins
+
+    real = builtins.__import__
+
+    def no_skimage(name, *args, **kwargs):
+        if name.startswith("skimage"):
+            raise ImportError("No module named 'skimage'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_skimage)
+    with pytest.raises(SystemExit, match=r"pip install -e '.\[bench\]'"):
+        effects.require_bench_extra()
