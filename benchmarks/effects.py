@@ -741,16 +741,16 @@ def trained_stc(path: Path, *, steps: int, tau: float, base_channels: int) -> di
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no trained STCnet there; drop --stc to train one")
     _, meta = load_stc_generator(path)
-    mine = {"steps": steps, "tau": tau, "base_channels": base_channels}
-    theirs = {"steps": meta.get("steps"), "tau": float(meta.get("tau", math.nan)),
-              "base_channels": meta.get("base_channels")}
-    same_tau = abs(mine["tau"] - theirs["tau"]) < TAU_MATCH  # NaN: not the same
-    if not same_tau or {**mine, "tau": 0} != {**theirs, "tau": 0}:
-        raise ValueError(f"{path} was trained with {theirs}, this run needs {mine}; drop --stc "
-                         "to train a new STCnet")
+    theirs = (meta.get("steps"), meta.get("base_channels"), float(meta.get("tau", math.nan)))
+    if theirs[:2] != (steps, base_channels) or not abs(theirs[2] - tau) < TAU_MATCH:
+        raise ValueError(f"{path} was trained with (steps, base_channels, tau) = {theirs}, this "
+                         f"run needs {(steps, base_channels, tau)}; drop --stc to train a new "
+                         "STCnet")
     hist = path.parent / STC_HISTORY
-    record = json.loads(hist.read_text()) if hist.is_file() else {"last": {}, "history": []}
-    if not hist.is_file():
+    record = {"last": {}, "history": []}
+    if hist.is_file():
+        record = json.loads(hist.read_text())
+    else:
         log.warning("   %s: no %s beside it, so no loss-flatness figures", path, STC_HISTORY)
     log.info("   reusing the trained STCnet %s", path)
     return {**record, "path": str(path)}
