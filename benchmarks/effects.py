@@ -646,13 +646,15 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
     from vidreid.atomic import write_bytes, write_text
 
     if stc_path is not None:
-        stc = trained_stc(Path(stc_path), steps=steps, tau=tau, base_channels=gen.base_channels)
+        stc = trained_stc(Path(stc_path), steps=steps, tau=tau, base_channels=gen.base_channels,
+                          paste=gen.paste)
     else:
         stc = train_stc(
             reid, dataset.train, runs_dir / f"stc-{stamp}" / "stc.pt", height=h, width=w,
             num_regions=loc.num_regions, tau=tau, source_tau=source_tau,
             num_neighbours=gen.num_neighbours, base_channels=gen.base_channels, steps=steps,
-            batch_size=cfg.train.batch_size, lr=cfg.train.lr, betas=tuple(cfg.train.betas),
+            paste=gen.paste, batch_size=cfg.train.batch_size, lr=cfg.train.lr,
+            betas=tuple(cfg.train.betas),
             seed=cfg.train.seed, locator_scores=train_scores, reid_size=FRAME_SIZE,
             log_every=max(1, steps // LOSS_RECORDS), num_workers=cfg.data.num_workers,
             weights=STCLossWeights(**dict(cfg.loss)), amp=cfg.train.amp)
@@ -731,21 +733,23 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
     return out
 
 
-def trained_stc(path: Path, *, steps: int, tau: float, base_channels: int) -> dict[str, Any]:
+def trained_stc(path: Path, *, steps: int, tau: float, base_channels: int,
+                paste: bool = False) -> dict[str, Any]:
     """A finished STCnet (``stc.pt`` of an earlier ``vrstc`` run) in ``train_stc``'s result
-    form, if it was trained with these settings: the same steps and generator width, and the
-    same calibrated ``tau`` (which the raw network and the data determine)."""
+    form, if it was trained with these settings: the same steps, generator width and paste
+    path, and the same calibrated ``tau`` (which the raw network and the data determine)."""
     from vidreid.methods.vrstc.stc import load_stc_generator
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no trained STCnet there; drop --stc to train one")
     _, meta = load_stc_generator(path)
-    theirs = (meta.get("steps"), meta.get("base_channels"), float(meta.get("tau", math.nan)))
-    if theirs[:2] != (steps, base_channels) or not abs(theirs[2] - tau) < TAU_MATCH:
-        raise ValueError(f"{path} was trained with (steps, base_channels, tau) = {theirs}, this "
-                         f"run needs {(steps, base_channels, tau)}; drop --stc to train a new "
-                         "STCnet")
+    theirs = (meta.get("steps"), meta.get("base_channels"), bool(meta.get("paste", False)),
+              float(meta.get("tau", math.nan)))
+    if theirs[:3] != (steps, base_channels, paste) or not abs(theirs[3] - tau) < TAU_MATCH:
+        raise ValueError(f"{path} was trained with (steps, base_channels, paste, tau) = {theirs},"
+                         f" this run needs {(steps, base_channels, paste, tau)}; drop --stc to "
+                         "train a new STCnet")
     hist = path.parent / STC_HISTORY
     record = {"last": {}, "history": []}
     if hist.is_file():

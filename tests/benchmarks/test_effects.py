@@ -265,6 +265,9 @@ def test_a_trained_stcnet_is_reused_only_with_the_same_settings(effects, tmp_pat
         effects.trained_stc(path, steps=1200, tau=0.92, base_channels=16)
     with pytest.raises(ValueError, match="drop --stc"):
         effects.trained_stc(path, steps=600, tau=0.901, base_channels=16)
+    # a generator without the paste path is another STCnet than one with it
+    with pytest.raises(ValueError, match="drop --stc"):
+        effects.trained_stc(path, steps=1200, tau=0.901, base_channels=16, paste=True)
 
 
 def test_vrstc_stops_early_without_scikit_image(effects, monkeypatch) -> None:

@@ -224,3 +224,43 @@ def test_temporal_attention_with_every_neighbour_hidden_reads_zeros() -> None:
     out, attn = att(torch.randn(2, 8, 4, 2), nb, visible)
     assert out[0].abs().max() == 0 and out[1].abs().max() > 0
     assert torch.isfinite(attn).all() and torch.isfinite(out).all()
+
+
+def test_paste_patches_copies_the_attended_block_exactly() -> None:
+    from vidreid.models.vrstc import paste_patches
+
+    torch.manual_seed(0)
+    nb = torch.rand(1, 2, 3, 8, 8)  # two neighbours of 2 x 2 blocks of 4 x 4 pixels
+    attn = torch.zeros(1, 4, 8)
+    attn[0, 0, 7] = 1.0  # target block (0, 0) <- neighbour 1, block (1, 1)
+    attn[0, 3, 0] = 1.0  # target block (1, 1) <- neighbour 0, block (0, 0)
+    attn[0, 1, 2] = attn[0, 1, 6] = 0.5  # block (0, 1): mean of the two neighbours' (1, 0)
+    out = paste_patches(attn, nb)
+    assert out.shape == (1, 3, 8, 8)
+    assert torch.equal(out[0, :, :4, :4], nb[0, 1, :, 4:, 4:])
+    assert torch.equal(out[0, :, 4:, 4:], nb[0, 0, :, :4, :4])
+    torch.testing.assert_close(out[0, :, :4, 4:], (nb[0, 0, :, 4:, :4] + nb[0, 1, :, 4:, :4]) / 2)
+    assert out[0, :, 4:, :4].abs().max() == 0  # a row of zeros pastes nothing
+    with pytest.raises(ValueError, match="does not match"):
+        paste_patches(torch.zeros(1, 4, 6), nb)
+
+
+def test_generator_paste_blends_neighbour_pixels_and_learns_the_gate() -> None:
+    torch.manual_seed(0)
+    g = STCGenerator(base_channels=8, paste=True)
+    plain_keys = set(STCGenerator(base_channels=8).state_dict())
+    assert set(g.state_dict()) - plain_keys == {"gate.weight", "gate.bias"}
+    frame = torch.rand(1, 3, H, W) * 2 - 1
+    mask = stripe_mask(torch.tensor([[False, True, False]]), H, W)
+    nb = torch.rand(1, 2, 3, H, W) * 2 - 1
+    out = g(frame, mask, nb, torch.zeros(1, 2, 1, H, W))
+    keep = mask.expand_as(frame) == 0
+    assert torch.equal(out["completed"][keep], frame[keep])
+    out["completed"].sum().backward()
+    assert g.gate.weight.grad.abs().sum() > 0  # the blend is trained
+    # No neighbour visible: the gate is shut, the output is the decoder's alone.
+    with torch.no_grad():
+        hidden = g(frame, mask, nb, torch.ones(1, 2, 1, H, W))
+        g.gate = None
+        decoded = g(frame, mask, nb, torch.ones(1, 2, 1, H, W))
+    torch.testing.assert_close(hidden["raw"], decoded["raw"])

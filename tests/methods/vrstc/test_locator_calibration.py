@@ -75,7 +75,8 @@ def test_train_stc_records_the_calibrated_tau(tmp_path: Path) -> None:
               for t in dataset.train]
     train_stc(reid, dataset.train, tmp_path / "stc.pt", height=32, width=16, base_channels=8,
               steps=1, batch_size=2, locator_scores=scores, reid_size=(H, W),
-              calibrate=(2.5, 1.5))
-    _, meta = load_stc_generator(tmp_path / "stc.pt")
+              calibrate=(2.5, 1.5), paste=True)
+    generator, meta = load_stc_generator(tmp_path / "stc.pt")
+    assert meta["paste"] and generator.gate is not None  # the paste path survives the save
     assert (meta["tau"], meta["source_tau"]) == pytest.approx(calibrate_tau(scores, 2.5, 1.5))
     assert meta["tau_rule"].startswith("calibrated")

@@ -71,6 +71,9 @@ class LocatorConfig:
 class GeneratorConfig:
     base_channels: int = 32
     num_neighbours: int = 4
+    # (ours) also paste the neighbours' pixel blocks by the temporal attention
+    # (models.vrstc.STCGenerator); off = the paper's generator
+    paste: bool = False
 
 
 @dataclass
@@ -224,6 +227,7 @@ def run_train_stc(cfg: DictConfig, run_dir: str | Path | None = None, resume: bo
         reid, dataset.train, run_dir / "stc.pt", height=cfg.data.height, width=cfg.data.width,
         num_regions=cfg.locator.num_regions, tau=cfg.locator.tau,
         num_neighbours=cfg.generator.num_neighbours, base_channels=cfg.generator.base_channels,
+        paste=cfg.generator.paste,
         steps=t.steps, batch_size=t.batch_size, lr=t.lr, betas=tuple(t.betas),
         weights=STCLossWeights(**to_container(cfg.loss)), seed=t.seed,
         num_workers=cfg.data.num_workers, device=device, amp=t.amp, log_every=t.log_every,

@@ -435,9 +435,9 @@ def _bce(logits: torch.Tensor, real: bool) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, target)
 
 
-def build_stc(base_channels: int) -> dict[str, nn.Module]:
-    """A fresh generator and the two discriminators."""
-    return {"generator": STCGenerator(base_channels), "local": LocalDiscriminator(),
+def build_stc(base_channels: int, paste: bool = False) -> dict[str, nn.Module]:
+    """A fresh generator (``paste``: see :class:`STCGenerator`) and the two discriminators."""
+    return {"generator": STCGenerator(base_channels, paste=paste), "local": LocalDiscriminator(),
             "global": GlobalDiscriminator()}
 
 
@@ -531,6 +531,7 @@ def train_stc(
     tau: float = OCCLUSION_TAU,
     num_neighbours: int = DEFAULT_NUM_NEIGHBOURS,
     base_channels: int = 32,
+    paste: bool = False,
     steps: int = 1000,
     batch_size: int = 16,
     lr: float = 2e-4,
@@ -588,7 +589,7 @@ def train_stc(
     loader = torch.utils.data.DataLoader(
         samples, batch_size=batch_size, shuffle=True, drop_last=len(samples) >= batch_size,
         num_workers=num_workers, generator=torch.Generator().manual_seed(seed))
-    nets = build_stc(base_channels)
+    nets = build_stc(base_channels, paste)
     discriminators = nn.ModuleDict({"local": nets["local"], "global": nets["global"]})
     discriminators.to(device).train()
     id_guider = IDGuider(guider if guider is not None else reid, IMAGENET_MEAN, IMAGENET_STD,
@@ -614,7 +615,7 @@ def train_stc(
             "tau_rule": "paper (fixed)" if calibrate is None else
             f"calibrated: median - k * sigma, (k, source_k) = {tuple(calibrate)}",
             "num_neighbours": num_neighbours, "base_channels": base_channels,
-            "weights": asdict(w), "steps": steps,
+            "paste": bool(paste), "weights": asdict(w), "steps": steps,
             "guider": "reid network" if guider is None else type(guider).__name__}
     atomic_torch_save({"version": STC_CHECKPOINT_VERSION, "meta": meta,
                        **{k: net.state_dict() for k, net in nets.items()}}, out_path)
@@ -631,7 +632,7 @@ def load_stc_generator(path: str | os.PathLike[str]) -> tuple[STCGenerator, dict
         raise ValueError(f"{path}: not an STCnet checkpoint (written by `vidreid vrstc "
                          "train-stc`); did you pass the re-ID weights instead?")
     meta = dict(ckpt["meta"])
-    g = STCGenerator(int(meta["base_channels"]))
+    g = STCGenerator(int(meta["base_channels"]), paste=bool(meta.get("paste", False)))
     g.load_state_dict(ckpt["generator"])
     return g.eval(), meta
 
