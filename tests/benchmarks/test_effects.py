@@ -283,3 +283,12 @@ def test_vrstc_stops_early_without_scikit_image(effects, monkeypatch) -> None:
     monkeypatch.setattr(builtins, "__import__", no_skimage)
     with pytest.raises(SystemExit, match=r"pip install -e '.\[bench\]'"):
         effects.require_bench_extra()
+
+
+def test_tkp_runs_take_three_quarters_of_the_budgets_epochs(effects) -> None:
+    heavy, smoke = effects.BUDGETS["heavy"], effects.BUDGETS["smoke"]
+    assert effects.effect_budget(heavy, effects.EFFECTS["tkp_occluded"]).epochs == 6
+    assert effects.effect_budget(heavy, effects.EFFECTS["cosam"]) is heavy
+    # never below the recipes' warmup: the smoke budget's 3 epochs stay 3
+    assert effects.effect_budget(smoke, effects.EFFECTS["tkp"]).epochs == effects.MIN_EPOCHS
+    assert effects.effect_budget(heavy, effects.EFFECTS["tkp"]).occluded == heavy.occluded
