@@ -62,7 +62,7 @@ LEAKY_SLOPE = 0.2
 GENERATOR_IN_CHANNELS = 4
 RGB = 3
 #: Downsampling of the generator's encoders (two stride-2 stages): one attention position is
-#: a PATCH x PATCH block of pixels, the block :func:`paste_patches` copies.
+#: a block of ENCODER_STRIDE x ENCODER_STRIDE pixels, the block :func:`paste_patches` copies.
 ENCODER_STRIDE = 4
 
 
