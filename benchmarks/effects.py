@@ -872,12 +872,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
     effect = VRSTC_EFFECT if args.method == "vrstc" else EFFECTS[args.method]
-    budget = BUDGETS[args.budget]
-    if not args.epochs:
-        budget = effect_budget(budget, effect)
+    budget = effect_budget(BUDGETS[args.budget], effect)
     if args.epochs or args.steps:
-        budget = Budget(args.epochs or budget.epochs, args.steps or budget.steps_per_epoch,
-                        budget.occluded, budget.clean, budget.mechanism_tracklets)
+        budget = replace(budget, epochs=args.epochs or budget.epochs,
+                         steps_per_epoch=args.steps or budget.steps_per_epoch)
     from vidreid.models.backbones.weights import imagenet_weights_path
 
     log.info("ImageNet MobileNetV2: %s", imagenet_weights_path())  # fails early if absent

@@ -329,7 +329,6 @@ class STCGenerator(nn.Module):
 
     def __init__(self, base_channels: int = GENERATOR_BASE_CHANNELS, paste: bool = False) -> None:
         super().__init__()
-        self.paste = bool(paste)
         c = 4 * base_channels
         self.spatial = SpatialEncoder(GENERATOR_IN_CHANNELS, base_channels)
         self.temporal_encoder = SpatialEncoder(GENERATOR_IN_CHANNELS, base_channels)
@@ -345,7 +344,7 @@ class STCGenerator(nn.Module):
             nn.Tanh(),
         )
         # blend of pasted and decoded pixels, from the decoder's last features (paste only)
-        self.gate = nn.Conv2d(base_channels, 1, 3, padding=1) if self.paste else None
+        self.gate = nn.Conv2d(base_channels, 1, 3, padding=1) if paste else None
 
     def forward(
         self,
