@@ -197,6 +197,7 @@ def run_ingest(video: str, out: Path, args: argparse.Namespace, *, every: int,
                      encoder_id=encoder_id, start=args.start, max_frames=args.max_frames,
                      batch_frames=args.batch, threads=threads, max_jump=limits["max_jump"],
                      max_outlier=limits["max_outlier"],
+                     max_lower_body_outlier=limits["max_lower_body_outlier"],
                      draw=out.parent / f"{out.name}.mp4" if draw else None)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     stages = {k: {"wall_s": round(v, 2), "cpu_s": round(s.stage_cpu_seconds[k], 2),

@@ -50,8 +50,23 @@ def test_ingest_uses_the_encoders_thresholds():
     assert "layer2" in identity and "hsv" in identity
     assert appearance_thresholds(enc) == {"max_appearance_distance": enc.TRACK_GATE,
                                           "max_jump": enc.MAX_JUMP,
-                                          "max_outlier": enc.MAX_OUTLIER}
+                                          "max_outlier": enc.MAX_OUTLIER,
+                                          "max_lower_body_outlier": enc.MAX_LOWER_BODY_OUTLIER}
     other = appearance_thresholds(object())  # e.g. a trained model's CropEncoder
     assert other["max_appearance_distance"] is None and other["max_jump"] > enc.MAX_JUMP
+    assert other["max_lower_body_outlier"] is None  # the rule needs the encoder's layout
     with pytest.raises(ValueError, match="size"):
         ImageNetCropEncoder(size=(8, 8))
+
+
+def test_lower_body_is_the_colour_of_the_lower_half(encoder):
+    """Same top, other trousers: the lower-body parts differ beyond the rule's threshold,
+    while the same person's two crops stay within it."""
+    a = _person((200, 30, 30), (20, 20, 60), seed=1)
+    b = _person((200, 30, 30), (20, 20, 60), h=100, w=44, seed=2)
+    c = _person((200, 30, 30), (200, 180, 60), seed=3)  # a passer-by's legs in front
+    low = ImageNetCropEncoder.lower_body(encoder([a, b, c]))
+    assert low.shape == (3, 128)
+    np.testing.assert_allclose(np.linalg.norm(low, axis=1), 1.0, rtol=1e-5)
+    limit = ImageNetCropEncoder.MAX_LOWER_BODY_OUTLIER
+    assert 1 - low[0] @ low[1] < limit < 1 - low[0] @ low[2]

@@ -336,3 +336,28 @@ def test_search_report_on_ingest_output(ingested, tmp_path, capsys):
     folders = {os.path.relpath(os.path.dirname(h["frames"][0]), out / "gallery")
                for h in hits}
     assert all(f in page for f in folders)
+
+
+class _HalvesEncoder:
+    """Test-only appearance: the mean colour of the upper and of the lower half of a crop."""
+
+    def __call__(self, crops):
+        halves = [(c[: len(c) // 2].mean((0, 1)), c[len(c) // 2:].mean((0, 1))) for c in crops]
+        return np.asarray([np.concatenate(h) for h in halves], np.float32).reshape(-1, 6) + 1.0
+
+    @staticmethod
+    def lower_body(embeddings):
+        return np.asarray(embeddings)[:, 3:]
+
+
+def test_lower_body_outliers_leave_crops_not_tracklets(scenes, tmp_path):
+    """With an encoder that has ``lower_body``, crops whose lower half is unlike their
+    tracklet's leave it; no tracklet is lost to the rule, and the setting is recorded."""
+    common = dict(camera=0, detector="bgsub", tracker="sort", min_len=3, max_jump=None,
+                  max_outlier=None, encoder=_HalvesEncoder(), encoder_id="halves")
+    plain = ingest_video(scenes[0].video, tmp_path / "plain", **common)
+    strict = ingest_video(scenes[0].video, tmp_path / "strict", max_lower_body_outlier=1e-4,
+                          **common)
+    assert plain.settings["max_lower_body_outlier"] is None
+    assert strict.settings["max_lower_body_outlier"] == 1e-4
+    assert strict.tracklets == plain.tracklets and strict.crops < plain.crops

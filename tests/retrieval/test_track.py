@@ -17,6 +17,7 @@ from vidreid.retrieval.track import (
     build_tracker,
     crowded_boxes,
     cut_tracklets,
+    drop_part_outliers,
     evaluate_mot,
     grown_boxes,
     iou_matrix,
@@ -170,6 +171,23 @@ def test_outlier_crops_and_widened_boxes_are_left_out():
     assert [c.tolist() for c in cuts] == [list(range(4)), list(range(6, 20))]
     with pytest.raises(ValueError, match="aspects"):
         cut_tracklets(steps, ids, max_aspect_growth=1.3)
+
+
+def test_part_outliers_are_left_out_without_a_cut():
+    """A crop whose lower body is someone else's (a passer-by in front) leaves the tracklet,
+    which goes on in one piece; the whole-crop outlier rule would have split it."""
+    rng = np.random.default_rng(2)
+    legs, other_legs = rng.random(8), rng.random(8)
+    parts = np.stack([legs] * 20) + rng.normal(0, 0.02, (20, 8))
+    parts[[9, 10]] = other_legs
+    steps, ids = np.arange(20), np.ones(20, int)
+    cuts = cut_tracklets(steps, ids, min_len=3, max_gap=2, parts=parts, max_part_outlier=0.05)
+    assert [c.tolist() for c in cuts] == [[*range(9), *range(11, 20)]]
+    assert [c.tolist() for c in cut_tracklets(steps, ids, min_len=3, max_gap=2, parts=parts)] \
+        == [list(range(20))]  # no threshold, no rule
+    assert drop_part_outliers(np.arange(2), parts, 0.05).tolist() == [0, 1]  # too few to judge
+    with pytest.raises(ValueError, match="parts"):
+        cut_tracklets(steps, ids, max_part_outlier=0.05)
 
 
 def _walker(track: int, x0: float, steps, w: float = 24, h: float = 60):

@@ -363,6 +363,7 @@ def ingest_video(
     max_width_ratio: float | None = MAX_PERSON_WIDTH_RATIO,
     max_jump: float | None = DEFAULT_MAX_JUMP,
     max_outlier: float | None = DEFAULT_MAX_OUTLIER,
+    max_lower_body_outlier: float | None = None,
     max_aspect_growth: float | None = DEFAULT_MAX_ASPECT_GROWTH,
     drop_bridging: bool = True,
     drop_crowded: bool = True,
@@ -387,7 +388,10 @@ def ingest_video(
     merged into one box) and are left out of tracklets (``None``: keep all), and so are
     boxes more than ``max_aspect_growth`` times as wide (for their height) as their track's
     median box, and crops farther than ``max_outlier`` from their tracklet's mean appearance
-    (see :func:`~vidreid.retrieval.track.cut_tracklets`; ``None``: no such rule).
+    (see :func:`~vidreid.retrieval.track.cut_tracklets`; ``None``: no such rule). With an
+    encoder that has ``lower_body(embeddings)`` (the default one), crops whose lower-body
+    colour is farther than ``max_lower_body_outlier`` from their tracklet's median are left
+    out without splitting it (a passer-by in front; ``None``: no such rule).
     ``drop_bridging``: boxes between two other tracks' people (the detector's one box
     for two people walking side by side) are left out too
     (:func:`~vidreid.retrieval.track.bridging_boxes`); ``drop_crowded``: so are boxes
@@ -599,12 +603,17 @@ def ingest_video(
         if max_height_growth is not None:
             keep &= ~grown_boxes(steps, track_ids, boxes, growth=max_height_growth,
                                  max_gap=max_gap)
+        lower_body = (encoder.lower_body(embeds) if embeds is not None
+                      and max_lower_body_outlier is not None and hasattr(encoder, "lower_body")
+                      else None)
         tracklets = cut_tracklets(steps, track_ids, min_len=min_len, max_gap=max_gap,
                                   max_len=max_len, keep=keep, embeddings=embeds,
                                   max_jump=max_jump if embeds is not None else None,
                                   max_outlier=max_outlier if embeds is not None else None,
                                   aspects=width / np.maximum(height, 1e-6),
-                                  max_aspect_growth=max_aspect_growth)
+                                  max_aspect_growth=max_aspect_growth, parts=lower_body,
+                                  max_part_outlier=(max_lower_body_outlier
+                                                    if lower_body is not None else None))
     if not tracklets:
         shutil.rmtree(partial, ignore_errors=True)
         raise ValueError(
@@ -701,6 +710,8 @@ def ingest_video(
                   "max_width_ratio": max_width_ratio,
                   "max_jump": max_jump if embeds is not None else None,
                   "max_outlier": max_outlier if embeds is not None else None,
+                  "max_lower_body_outlier": (max_lower_body_outlier
+                                             if lower_body is not None else None),
                   "max_aspect_growth": max_aspect_growth, "drop_bridging": drop_bridging,
                   "drop_crowded": drop_crowded, "max_height_growth": max_height_growth,
                   "batch_frames": batch_frames, "interpolate": interpolate,

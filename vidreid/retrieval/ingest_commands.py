@@ -103,11 +103,13 @@ def imagenet_encoder(device: str = "cpu") -> tuple[Any, str]:
 
 def appearance_thresholds(encoder: Any) -> dict[str, float | None]:
     """The tracker's appearance thresholds for ``encoder``: its own (``TRACK_GATE``,
-    ``MAX_JUMP``, ``MAX_OUTLIER``, as the default encoder has), else the generic defaults
-    (``None`` gate: the reid tracker's own)."""
+    ``MAX_JUMP``, ``MAX_OUTLIER``, ``MAX_LOWER_BODY_OUTLIER``, as the default encoder has),
+    else the generic defaults (``None`` gate: the reid tracker's own; ``None`` lower-body
+    rule: none)."""
     return {"max_appearance_distance": getattr(encoder, "TRACK_GATE", None),
             "max_jump": getattr(encoder, "MAX_JUMP", DEFAULT_MAX_JUMP),
-            "max_outlier": getattr(encoder, "MAX_OUTLIER", DEFAULT_MAX_OUTLIER)}
+            "max_outlier": getattr(encoder, "MAX_OUTLIER", DEFAULT_MAX_OUTLIER),
+            "max_lower_body_outlier": getattr(encoder, "MAX_LOWER_BODY_OUTLIER", None)}
 
 
 def _cmd_ingest(args: argparse.Namespace) -> int:
@@ -152,6 +154,8 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         tracker_options["max_appearance_distance"] = gate
     max_jump = args.max_jump if args.max_jump is not None else limits["max_jump"]
     max_outlier = args.max_outlier if args.max_outlier is not None else limits["max_outlier"]
+    max_lower = (args.max_lower_body_outlier if args.max_lower_body_outlier is not None
+                 else limits["max_lower_body_outlier"])
     summary = ingest_video(
         args.video, args.out, args.camera, detector=detector, detector_options=options,
         every=args.every, min_len=args.min_len, max_gap=args.max_gap, max_len=args.max_len,
@@ -162,6 +166,7 @@ def _cmd_ingest(args: argparse.Namespace) -> int:
         max_width_ratio=args.max_width_ratio if args.max_width_ratio > 0 else None,
         threads=args.threads, interpolate=not args.no_interpolate,
         max_outlier=max_outlier if max_outlier > 0 else None,
+        max_lower_body_outlier=max_lower if max_lower else None,
         max_aspect_growth=args.max_aspect_growth if args.max_aspect_growth > 0 else None,
         drop_bridging=not args.keep_bridging, drop_crowded=not args.keep_crowded,
         max_height_growth=args.max_height_growth if args.max_height_growth > 0 else None,
@@ -234,6 +239,12 @@ def register(subparsers: Any) -> None:
                    "tracklet's mean appearance (default: the default encoder's own, see "
                    f"vidreid.retrieval.appearance; else {DEFAULT_MAX_OUTLIER}; 0 = keep all; "
                    "needs appearance)")
+    p.add_argument("--max-lower-body-outlier", type=float,
+                   help="leave out crops whose lower-body colour is farther than this cosine "
+                   "distance from their tracklet's median, without splitting it (someone "
+                   "passing in front; default: the default encoder's own, see "
+                   "vidreid.retrieval.appearance; no such rule for a --model encoder; 0 = "
+                   "keep all)")
     p.add_argument("--max-aspect-growth", type=float, default=DEFAULT_MAX_ASPECT_GROWTH,
                    help="leave out boxes more than this times as wide (for their height) as "
                    f"their track's median box (default {DEFAULT_MAX_ASPECT_GROWTH}; 0 = keep "

@@ -536,7 +536,8 @@ def cut_tracklets(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] | 
                   keep: Sequence[bool] | np.ndarray | None = None,
                   embeddings: np.ndarray | None = None, max_jump: float | None = None,
                   max_outlier: float | None = None, aspects: np.ndarray | None = None,
-                  max_aspect_growth: float | None = None) -> list[np.ndarray]:
+                  max_aspect_growth: float | None = None, parts: np.ndarray | None = None,
+                  max_part_outlier: float | None = None) -> list[np.ndarray]:
     """Cut tracks into tracklets: the rules of ``vidreid ingest``.
 
     ``steps[i]`` is the processed-frame number (0, 1, 2... over the frames the detector ran
@@ -559,6 +560,12 @@ def cut_tracklets(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] | 
       out (and split it): a few crops of someone else at the start or end of a piece (a
       track taken over after a crossing or a gap), too short for :func:`appearance_cuts`'
       windows, and crops mostly covered by someone or something else;
+    - with ``parts`` ``[N, D]`` (one part of each crop's appearance, e.g. the lower body's
+      colour) and ``max_part_outlier``, observations whose part is farther (cosine
+      distance) than ``max_part_outlier`` from the piece's median part are left out, *without*
+      splitting it (:func:`drop_part_outliers`): a passer-by in front of the person fills the
+      lower half of their box for a step or two, and the piece goes on with the same person.
+      This comes last, after the two rules below, so it never drops a whole tracklet;
     - pieces longer than ``max_len`` observations (if given) are split into consecutive
       runs of ``max_len``;
     - pieces with fewer than ``min_len`` observations are dropped (mostly false alarms).
@@ -575,6 +582,9 @@ def cut_tracklets(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] | 
     if embeddings is not None and (max_jump is not None or max_outlier is not None) \
             and len(embeddings) != len(steps):
         raise ValueError(f"embeddings has {len(embeddings)} rows for {len(steps)} observations")
+    if max_part_outlier is not None and (parts is None or len(parts) != len(steps)):
+        raise ValueError("max_part_outlier needs parts (one appearance part) for every "
+                         "observation")
     if max_aspect_growth is not None:
         if aspects is None or len(aspects) != len(steps):
             raise ValueError("max_aspect_growth needs aspects (box width / height) for every "
@@ -610,7 +620,10 @@ def cut_tracklets(steps: Sequence[int] | np.ndarray, track_ids: Sequence[int] | 
         for piece in pieces:
             runs = [piece] if max_len is None else [piece[i : i + max_len]
                                                     for i in range(0, len(piece), max_len)]
-            out.extend(r for r in runs if len(r) >= min_len)
+            runs = [r for r in runs if len(r) >= min_len]
+            if max_part_outlier is not None:  # after min_len: a person's piece stays one
+                runs = [drop_part_outliers(r, parts, max_part_outlier) for r in runs]
+            out.extend(runs)
     out.sort(key=lambda r: (steps[r[0]], r[0]))
     return out
 
@@ -634,6 +647,20 @@ def _drop_outliers(piece: np.ndarray, emb: np.ndarray, max_outlier: float
     cuts = sorted(set(bad.tolist()) | set((bad + 1).tolist()))
     return [p for p in np.split(piece, [c for c in cuts if 0 < c < len(piece)])
             if len(p) and not np.isin(p, piece[bad]).any()]
+
+
+def drop_part_outliers(piece: np.ndarray, parts: np.ndarray, max_distance: float
+                       ) -> np.ndarray:
+    """``piece`` (observation indices, in order) without the observations whose appearance
+    part ``parts[i]`` is farther (cosine distance) than ``max_distance`` from the piece's
+    median part. Unlike :func:`_drop_outliers` the piece is not split where they were: this
+    rule looks at one part of the crop only, so it is for a crop of the same person with
+    someone else in front (the median, not the mean: robust to those few crops)."""
+    if len(piece) < 3:
+        return piece
+    x = _normalize(np.asarray(parts[piece], np.float64))  # [n, D]
+    centre = _normalize(np.median(x, axis=0))
+    return piece[1.0 - x @ centre <= max_distance]
 
 
 def evaluate_mot(truth: np.ndarray, hypothesis: np.ndarray, iou: float = 0.5,
