@@ -24,9 +24,10 @@ fragile under lighting changes and between people dressed alike, hence both.
 
 The tracker's thresholds are in this encoder's distance, so the encoder carries them
 (``TRACK_GATE``, ``MAX_JUMP``, ``MAX_OUTLIER``, ``MAX_LOWER_BODY_OUTLIER``; ``vidreid
-ingest`` uses them unless told otherwise). BatchNorm is folded into the convolutions (``torch.fx.experimental.optimization
-.fuse``), bf16 where the CPU has native bf16 (AMX / AVX512-BF16), channels_last,
-``torch.inference_mode``; all crops of a batch of frames go in one call.
+ingest`` uses them unless told otherwise). BatchNorm is folded into the convolutions
+(``torch.fx.experimental.optimization.fuse``), bf16 where the CPU has native bf16 (AMX /
+AVX512-BF16), channels_last, ``torch.inference_mode``; all crops of a batch of frames go
+in one call.
 
 A trained re-ID model (``vidreid ingest --model RUN``) goes through
 :class:`~vidreid.retrieval.ingest_commands.CropEncoder` instead.
