@@ -292,3 +292,13 @@ def test_tkp_runs_take_three_quarters_of_the_budgets_epochs(effects) -> None:
     # never below the recipes' warmup: the smoke budget's 3 epochs stay 3
     assert effects.effect_budget(smoke, effects.EFFECTS["tkp"]).epochs == effects.MIN_EPOCHS
     assert effects.effect_budget(heavy, effects.EFFECTS["tkp"]).occluded == heavy.occluded
+
+
+def test_partial_budget_occludes_every_tracklet_in_a_minority_of_frames(effects) -> None:
+    """VRSTC's range: every tracklet occluded, never over half its frames; a set of its own,
+    the same identities and clean renders as the heavy one."""
+    partial, heavy = effects.BUDGETS["partial"], effects.BUDGETS["heavy"]
+    spec = partial.occluded
+    assert spec.occlusion_rate == 1.0 and spec.occlusion_run[1] < 0.5
+    assert spec.name() != heavy.occluded.name() and spec.seed == heavy.occluded.seed
+    assert effects.row_label("vrstc", "partial", None, None) == "vrstc (partial)"
