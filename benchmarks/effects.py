@@ -615,7 +615,8 @@ def loss_curve(history: list[dict], key: str = "rec", parts: int = 10) -> list[d
 
 
 def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
-                     stc_steps: int | None, stc_path: Path | None = None) -> dict[str, Any]:
+                     stc_steps: int | None, stc_path: Path | None = None,
+                     oracle: bool = False) -> dict[str, Any]:
     """The completed copy of the occluded set: ``raw`` (a finished TP run) is the locator and
     the ID guider; STCnet (``VRSTC_STC_CONFIG``) trains on the training split; the mechanism
     (completion of truly occluded test stripes vs copy-from-nearest-clean-frame, locator
@@ -626,7 +627,11 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
     ``stc_path``: an STCnet this function trained earlier from the same raw run (its
     ``stc.pt``; checked against this run's calibrated tau and the config), e.g. when a
     later stage failed; its loss history comes from the ``STC_HISTORY`` file beside it
-    (without one, the loss-flatness figures are NaN)."""
+    (without one, the loss-flatness figures are NaN).
+
+    ``oracle``: the set is completed where the generator's ground truth says a stripe is
+    occluded, not where the locator flags one (STCnet still trains on the locator's flags):
+    what completion does for re-ID apart from detection."""
     from vrstc_occlusion import completion_quality, loss_flatness, stripe_truth
 
     from vidreid import build as B
@@ -719,7 +724,8 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
     completed_root = runs_dir / f"completed-{stamp}"
     summary = complete_dataset("mars", root, completed_root, reid, generator, height=h, width=w,
                                num_regions=loc.num_regions, tau=tau, source_tau=source_tau,
-                               num_neighbours=gen.num_neighbours, reid_size=FRAME_SIZE)
+                               num_neighbours=gen.num_neighbours, reid_size=FRAME_SIZE,
+                               stripe_masks=truths.__getitem__ if oracle else None)
     log.info("   completed %d of %d frames (%d stripes): %s", summary["frames_completed"],
              summary["frames"], summary["regions_completed"], completed_root)
     diff = per["stcnet"]["PSNR"] - per["copy"]["PSNR"]
@@ -740,8 +746,11 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
             f" {mechanism['PSNR copy']:.2f}, mean fill {mechanism['PSNR mean fill']:.2f});"
             f" locator stripe recall {detection['recall']:.2f} precision"
             f" {detection['precision']:.2f} AUC {detection['auc']:.2f} at tau {tau:.3f};"
-            f" STCnet {steps} steps, hole L1 last/previous 10% {flat.get('ratio', math.nan):.3f}")
-    out = {"root": str(completed_root), "raw_run": raw["run_dir"], "mechanism": mechanism,
+            f" STCnet {steps} steps, hole L1 last/previous 10% {flat.get('ratio', math.nan):.3f}"
+            + ("; set completed at the ground-truth occluded stripes (oracle locator)"
+               if oracle else ""))
+    out = {"root": str(completed_root), "raw_run": raw["run_dir"], "oracle": oracle,
+           "mechanism": mechanism,
            "text": text, "intervals": intervals, "loss_curve": curve,
            "quality": {k: {kk: vv for kk, vv in q.items() if not kk.startswith("per_frame")}
                        for k, q in quality.items()},
@@ -789,10 +798,16 @@ def trained_stc(path: Path, *, steps: int, tau: float, base_channels: int,
     return {**record, "path": str(path)}
 
 
-def load_completion(path: Path, raw: dict[str, Any]) -> dict[str, Any]:
+def load_completion(path: Path, raw: dict[str, Any], oracle: bool = False) -> dict[str, Any]:
     """A finished completion record (``completion-*.json`` of an earlier ``vrstc`` run) made
-    from the same raw TP run, so that more seeds reuse its STCnet and completed set."""
+    from the same raw TP run and with the same masks (locator or ``oracle``), so that more
+    seeds reuse its STCnet and completed set."""
     out = json.loads(Path(path).read_text())
+    if bool(out.get("oracle", False)) != oracle:
+        theirs, ours = ("ground truth" if o else "the locator"
+                        for o in (out.get("oracle", False), oracle))
+        raise ValueError(f"{path}: completed with {theirs}'s masks, this run asks for {ours}'s;"
+                         " drop --completion or match --oracle-locator")
     if out.get("raw_run") != raw["run_dir"]:
         raise ValueError(f"{path}: made from the raw run {out.get('raw_run')!r}, not from "
                          f"{raw['run_dir']!r} (this run's first seed); drop --completion to "
@@ -808,7 +823,8 @@ def run_vrstc(seeds: list[int], root: str, budget: Budget, runs_dir: Path,
               stc_steps: int | None,
               completion_path: Path | None = None,
               stc_path: Path | None = None,
-              unoccluded: str | None = None) -> tuple[list[dict], dict]:
+              unoccluded: str | None = None,
+              oracle: bool = False) -> tuple[list[dict], dict]:
     """VRSTC pairs: per seed, TP on the raw set (reused when finished; also evaluated on
     ``unoccluded``, the set's unoccluded copy, when given) and TP on the completed copy (made
     once, from seed ``seeds[0]``'s raw network, or reused from ``completion_path``). Returns
@@ -822,9 +838,10 @@ def run_vrstc(seeds: list[int], root: str, budget: Budget, runs_dir: Path,
                                measure=False, unoccluded=unoccluded)
     log.info("== vrstc: locator, STCnet and completion from seed %d's raw TP", seeds[0])
     if completion_path is not None:
-        completion = load_completion(completion_path, raws[seeds[0]])
+        completion = load_completion(completion_path, raws[seeds[0]], oracle)
     else:
-        completion = vrstc_completion(raws[seeds[0]], root, runs_dir, stc_steps, stc_path)
+        completion = vrstc_completion(raws[seeds[0]], root, runs_dir, stc_steps, stc_path,
+                                      oracle)
     runs = []
     for seed in seeds:
         log.info("== vrstc seed %d: TP on the completed set", seed)
@@ -850,12 +867,15 @@ def require_bench_extra() -> None:
                          "pip install -e '.[bench]' (or pip install 'scikit-image>=0.22')") from exc
 
 
-def row_label(method: str, budget: str, epochs: int | None, steps: int | None) -> str:
-    """The row's name: the method for the full budget; other budgets and overridden epochs or
-    steps are named, so that they add a row instead of replacing the budget's own."""
+def row_label(method: str, budget: str, epochs: int | None, steps: int | None,
+              oracle: bool = False) -> str:
+    """The row's name: the method for the full budget; other budgets, overridden epochs or
+    steps and the oracle locator are named, so that they add a row instead of replacing the
+    budget's own."""
     parts = [] if budget == "full" else [budget]
     parts += [f"{epochs} epochs"] if epochs else []
     parts += [f"{steps} steps/epoch"] if steps else []
+    parts += ["oracle locator"] if oracle else []
     return f"{method} ({', '.join(parts)})" if parts else method
 
 
@@ -880,10 +900,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stc", type=Path,
                         help="vrstc: reuse this stc.pt, trained by an earlier run from the same "
                              "raw TP network (e.g. one that stopped after training it)")
+    parser.add_argument("--oracle-locator", action="store_true",
+                        help="vrstc: complete the ground-truth occluded stripes instead of the "
+                             "locator's (completion's effect on re-ID apart from detection)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
+    if args.oracle_locator and args.method != "vrstc":
+        parser.error("--oracle-locator is a vrstc option")
     effect = VRSTC_EFFECT if args.method == "vrstc" else EFFECTS[args.method]
     budget = effect_budget(BUDGETS[args.budget], effect)
     if args.epochs or args.steps:
@@ -905,7 +930,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.method == "vrstc":
         stc_steps = args.stc_steps or (VRSTC_SMOKE_STEPS if args.budget == "smoke" else None)
         runs, completion = run_vrstc(seeds, root, budget, args.runs_dir / args.method,
-                                     stc_steps, args.completion, args.stc, unoccluded)
+                                     stc_steps, args.completion, args.stc, unoccluded,
+                                     args.oracle_locator)
     for seed in seeds if args.method != "vrstc" else []:
         pair = {}
         for role, config in (("method", effect.config), ("baseline", effect.baseline)):
@@ -938,7 +964,8 @@ def main(argv: list[str] | None = None) -> int:
              "%d runs reused, %d untimed", summary["minutes"], summary["cpu_minutes"],
              summary["cpu_minutes"] / 2, summary["reused"], summary["untimed"])
     if not args.no_record:
-        label = row_label(args.method, args.budget, args.epochs, args.steps)
+        label = row_label(args.method, args.budget, args.epochs, args.steps,
+                          args.oracle_locator)
         record_row(label, table_row(args.method, effect, summary, command, label), args.out)
         log.info("written: %s", args.out)
     headline = summary["diffs"][effect.headline]

@@ -71,6 +71,8 @@ def test_reused_completion_must_come_from_the_same_raw_run(effects, tmp_path) ->
         effects.load_completion(record, {"run_dir": "runs/a"})
     (done / "vrstc_completion.json").write_text("{}")
     assert effects.load_completion(record, {"run_dir": "runs/a"})["root"] == str(done)
+    with pytest.raises(ValueError, match="the locator's masks.*--oracle-locator"):
+        effects.load_completion(record, {"run_dir": "runs/a"}, oracle=True)
 
 
 def test_loss_flatness_compares_adjacent_windows(effects) -> None:
@@ -302,3 +304,5 @@ def test_partial_budget_occludes_every_tracklet_in_a_minority_of_frames(effects)
     assert spec.occlusion_rate == 1.0 and spec.occlusion_run[1] < 0.5
     assert spec.name() != heavy.occluded.name() and spec.seed == heavy.occluded.seed
     assert effects.row_label("vrstc", "partial", None, None) == "vrstc (partial)"
+    assert effects.row_label("vrstc", "partial", None, None, oracle=True) == \
+        "vrstc (partial, oracle locator)"

@@ -109,6 +109,34 @@ def test_completion_round_trips_through_the_loader(synth_root: str, tmp_path: Pa
                          height=H, width=W)
 
 
+def test_given_stripe_masks_replace_the_locator(synth_root: str, tmp_path: Path) -> None:
+    """Masks from outside (e.g. ground truth): exactly the flagged frames are rewritten."""
+    torch.manual_seed(0)
+    dataset = build_dataset("mars", synth_root)
+    reid = build_model("vrstc_reid", dataset.num_train_pids, **TINY)
+
+    def first_frame_top_stripe(frames: tuple[str, ...]) -> np.ndarray:
+        masks = np.zeros((len(frames), 3), dtype=bool)
+        masks[0, 0] = True
+        return masks
+
+    out = tmp_path / "completed"
+    # tau 0.9999 would flag nearly every stripe (see above): the masks must win
+    summary = complete_dataset("mars", synth_root, out, reid, STCGenerator(8), height=H,
+                               width=W, tau=0.9999, stripe_masks=first_frame_top_stripe)
+    unique = {t.frames for t in (*dataset.train, *dataset.query, *dataset.gallery)}
+    assert summary["frames_completed"] == summary["regions_completed"] == len(unique)
+    assert summary["stripe_masks"] is True
+    new = build_dataset("mars", out)
+    for a, b in zip(dataset.train, new.train, strict=True):
+        rewritten = [os.stat(x).st_ino != os.stat(y).st_ino
+                     for x, y in zip(a.frames, b.frames, strict=True)]
+        assert rewritten == [True] + [False] * (len(a.frames) - 1)
+    with pytest.raises(ValueError, match=r"expected \(\d+, 2\)"):
+        complete_dataset("mars", synth_root, tmp_path / "wrong", reid, STCGenerator(8),
+                         height=H, width=W, num_regions=2, stripe_masks=first_frame_top_stripe)
+
+
 def test_train_stc_then_complete_from_the_cli(synth_root: str, tmp_path: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     torch.manual_seed(0)

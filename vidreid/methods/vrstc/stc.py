@@ -38,7 +38,7 @@ import os
 import shutil
 import tempfile
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -757,6 +757,7 @@ def complete_dataset(
     reid_size: tuple[int, int] | None = None,
     batch_frames: int = DEFAULT_BATCH_FRAMES,
     source_tau: float | None = None,
+    stripe_masks: Callable[[tuple[str, ...]], np.ndarray] | None = None,
 ) -> dict[str, Any]:
     """Write the completed copy of dataset ``name`` at ``root`` to ``out``; returns a summary.
 
@@ -764,6 +765,10 @@ def complete_dataset(
     with the completed frames replaced; ``build_dataset(name, out, **options)`` loads it.
     ``height`` x ``width`` is the generator's working size, ``reid_size`` the locator's
     (the re-ID network's input size; default the same).
+
+    ``stripe_masks`` (not the paper's pipeline): a tracklet's frame paths -> its ``[T, R]``
+    bool stripes to complete, used instead of the locator's flags (and as the hidden
+    sources), e.g. the generator's ground truth, to judge completion apart from detection.
     """
     from tqdm import tqdm
 
@@ -796,11 +801,19 @@ def complete_dataset(
                 raise DatasetError(f"frame {p} lies outside the dataset folder {ddir}")
             rel.append(path.relative_to(ddir))
         original, work = load_tracklet(frames, height, width)
-        located = locator(locator_input(original, reid_size).to(device))
-        occluded = located["occluded"].cpu()
+        if stripe_masks is None:
+            located = locator(locator_input(original, reid_size).to(device))
+            occluded = located["occluded"].cpu()
+            hidden = source_hidden(located["scores"].cpu(), source_tau)
+        else:
+            occluded = torch.as_tensor(np.asarray(stripe_masks(frames), dtype=bool))
+            if occluded.shape != (len(frames), num_regions):
+                raise ValueError(f"stripe_masks gave {tuple(occluded.shape)} for a tracklet of "
+                                 f"{len(frames)} frames ({frames[0]}), expected "
+                                 f"({len(frames)}, {num_regions})")
+            hidden = occluded
         done = complete_tracklet(generator, original, work, occluded, num_neighbours,
-                                 batch_frames=batch_frames,
-                                 hidden_sources=source_hidden(located["scores"].cpu(), source_tau))
+                                 batch_frames=batch_frames, hidden_sources=hidden)
         for t, image in done.items():
             _save_frame(out_ddir / rel[t], image, jpeg_quality)
         frames_seen += len(frames)
@@ -809,7 +822,7 @@ def complete_dataset(
     summary = {"dataset": name, "input": str(root_abs), "output": str(out_abs),
                "tracklets": len(unique), "frames": frames_seen, "frames_completed": frames_done,
                "regions_completed": regions_done, "num_regions": num_regions, "tau": tau,
-               "source_tau": source_tau,
+               "source_tau": source_tau, "stripe_masks": stripe_masks is not None,
                "height": height, "width": width, "reid_size": list(reid_size),
                "num_neighbours": num_neighbours}
     fd, tmp = tempfile.mkstemp(prefix=f".{FINISHED_MARKER}.", dir=out_abs)
