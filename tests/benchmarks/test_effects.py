@@ -306,3 +306,9 @@ def test_partial_budget_occludes_every_tracklet_in_a_minority_of_frames(effects)
     assert effects.row_label("vrstc", "partial", None, None) == "vrstc (partial)"
     assert effects.row_label("vrstc", "partial", None, None, oracle=True) == \
         "vrstc (partial, oracle locator)"
+    # STCnet's steps are the budget's (within 40 minutes), not the config's 1,200
+    from vidreid.methods.vrstc.config import load_stc_config
+
+    config_steps = load_stc_config(effects.REPO / effects.VRSTC_STC_CONFIG).train.steps
+    assert partial.stc_steps is not None and partial.stc_steps < config_steps
+    assert heavy.stc_steps is None
