@@ -89,6 +89,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -339,6 +340,29 @@ FLAT_FRACTION = 0.1
 LOSS_RECORDS = 100  # STCnet losses logged over a run (for the flatness window)
 STC_HISTORY = "stc_history.json"  # an STCnet's loss history, beside its stc.pt
 TAU_MATCH = 1e-4  # calibrated taus this close come from the same raw network and data
+#: What fills the completed stripes of the vrstc comparison's set: STCnet (the paper), or
+#: each frame's mean visible colour (a control: the occluder is removed, nothing restored).
+FILLS = ("stcnet", "mean")
+
+
+class MeanFill(torch.nn.Module):
+    """A stand-in for STCnet in ``complete_dataset``: every hole becomes its frame's mean
+    colour outside the holes. It removes the occluder without restoring the person, so a
+    re-ID gain that it matches is the removal's, not the completion's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # no weights; complete_tracklet reads the device from the parameters
+        self.device_anchor = torch.nn.Parameter(torch.zeros(0), requires_grad=False)
+
+    def forward(self, frames: torch.Tensor, holes: torch.Tensor, neighbours: torch.Tensor,
+                neighbour_masks: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``frames [n, 3, H, W]`` in [-1, 1], ``holes [n, 1, H, W]`` (1 = hole); the
+        neighbours are not read."""
+        visible = 1 - holes
+        mean = ((frames * visible).sum((2, 3), keepdim=True)
+                / visible.sum((2, 3), keepdim=True).clamp_min(1))  # [n, 3, 1, 1]
+        return {"completed": frames * visible + mean * holes}
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -622,7 +646,7 @@ def loss_curve(history: list[dict], key: str = "rec", parts: int = 10) -> list[d
 
 def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
                      stc_steps: int | None, stc_path: Path | None = None,
-                     oracle: bool = False) -> dict[str, Any]:
+                     oracle: bool = False, fill: str = "stcnet") -> dict[str, Any]:
     """The completed copy of the occluded set: ``raw`` (a finished TP run) is the locator and
     the ID guider; STCnet (``VRSTC_STC_CONFIG``) trains on the training split; the mechanism
     (completion of truly occluded test stripes vs copy-from-nearest-clean-frame, locator
@@ -637,7 +661,8 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
 
     ``oracle``: the set is completed where the generator's ground truth says a stripe is
     occluded, not where the locator flags one (STCnet still trains on the locator's flags):
-    what completion does for re-ID apart from detection."""
+    what completion does for re-ID apart from detection. ``fill`` (:data:`FILLS`): what fills
+    the completed stripes of the set (the mechanism figures are STCnet's either way)."""
     from vrstc_occlusion import completion_quality, loss_flatness, stripe_truth
 
     from vidreid import build as B
@@ -728,7 +753,8 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
     curve = loss_curve(stc["history"])
     log.info("   STCnet hole L1 (mean over each tenth of the steps): %s", curve)
     completed_root = runs_dir / f"completed-{stamp}"
-    summary = complete_dataset("mars", root, completed_root, reid, generator, height=h, width=w,
+    filler = generator if fill == "stcnet" else MeanFill()
+    summary = complete_dataset("mars", root, completed_root, reid, filler, height=h, width=w,
                                num_regions=loc.num_regions, tau=tau, source_tau=source_tau,
                                num_neighbours=gen.num_neighbours, reid_size=FRAME_SIZE,
                                stripe_masks=truths.__getitem__ if oracle else None)
@@ -754,8 +780,9 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
             f" {detection['precision']:.2f} AUC {detection['auc']:.2f} at tau {tau:.3f};"
             f" STCnet {steps} steps, hole L1 last/previous 10% {flat.get('ratio', math.nan):.3f}"
             + ("; set completed at the ground-truth occluded stripes (oracle locator)"
-               if oracle else ""))
-    out = {"root": str(completed_root), "raw_run": raw["run_dir"], "oracle": oracle,
+               if oracle else "")
+            + (f"; completed stripes filled with {fill}, not STCnet" if fill != "stcnet" else ""))
+    out = {"root": str(completed_root), "raw_run": raw["run_dir"], "oracle": oracle, "fill": fill,
            "mechanism": mechanism,
            "text": text, "intervals": intervals, "loss_curve": curve,
            "quality": {k: {kk: vv for kk, vv in q.items() if not kk.startswith("per_frame")}
@@ -804,16 +831,20 @@ def trained_stc(path: Path, *, steps: int, tau: float, base_channels: int,
     return {**record, "path": str(path)}
 
 
-def load_completion(path: Path, raw: dict[str, Any], oracle: bool = False) -> dict[str, Any]:
+def load_completion(path: Path, raw: dict[str, Any], oracle: bool = False,
+                    fill: str = "stcnet") -> dict[str, Any]:
     """A finished completion record (``completion-*.json`` of an earlier ``vrstc`` run) made
-    from the same raw TP run and with the same masks (locator or ``oracle``), so that more
-    seeds reuse its STCnet and completed set."""
+    from the same raw TP run with the same masks (locator or ``oracle``) and ``fill``, so
+    that more seeds reuse its STCnet and completed set."""
     out = json.loads(Path(path).read_text())
     if bool(out.get("oracle", False)) != oracle:
         theirs, ours = ("ground truth" if o else "the locator"
                         for o in (out.get("oracle", False), oracle))
         raise ValueError(f"{path}: completed with {theirs}'s masks, this run asks for {ours}'s;"
                          " drop --completion or match --oracle-locator")
+    if out.get("fill", "stcnet") != fill:
+        raise ValueError(f"{path}: filled with {out.get('fill', 'stcnet')}, this run asks for "
+                         f"{fill}; drop --completion or match --fill")
     if out.get("raw_run") != raw["run_dir"]:
         raise ValueError(f"{path}: made from the raw run {out.get('raw_run')!r}, not from "
                          f"{raw['run_dir']!r} (this run's first seed); drop --completion to "
@@ -830,7 +861,7 @@ def run_vrstc(seeds: list[int], root: str, budget: Budget, runs_dir: Path,
               completion_path: Path | None = None,
               stc_path: Path | None = None,
               unoccluded: str | None = None,
-              oracle: bool = False) -> tuple[list[dict], dict]:
+              oracle: bool = False, fill: str = "stcnet") -> tuple[list[dict], dict]:
     """VRSTC pairs: per seed, TP on the raw set (reused when finished; also evaluated on
     ``unoccluded``, the set's unoccluded copy, when given) and TP on the completed copy (made
     once, from seed ``seeds[0]``'s raw network, or reused from ``completion_path``). Returns
@@ -844,10 +875,10 @@ def run_vrstc(seeds: list[int], root: str, budget: Budget, runs_dir: Path,
                                measure=False, unoccluded=unoccluded)
     log.info("== vrstc: locator, STCnet and completion from seed %d's raw TP", seeds[0])
     if completion_path is not None:
-        completion = load_completion(completion_path, raws[seeds[0]], oracle)
+        completion = load_completion(completion_path, raws[seeds[0]], oracle, fill)
     else:
         completion = vrstc_completion(raws[seeds[0]], root, runs_dir, stc_steps, stc_path,
-                                      oracle)
+                                      oracle, fill)
     runs = []
     for seed in seeds:
         log.info("== vrstc seed %d: TP on the completed set", seed)
@@ -874,7 +905,7 @@ def require_bench_extra() -> None:
 
 
 def row_label(method: str, budget: str, epochs: int | None, steps: int | None,
-              oracle: bool = False) -> str:
+              oracle: bool = False, fill: str = "stcnet") -> str:
     """The row's name: the method for the full budget; other budgets, overridden epochs or
     steps and the oracle locator are named, so that they add a row instead of replacing the
     budget's own."""
@@ -882,6 +913,7 @@ def row_label(method: str, budget: str, epochs: int | None, steps: int | None,
     parts += [f"{epochs} epochs"] if epochs else []
     parts += [f"{steps} steps/epoch"] if steps else []
     parts += ["oracle locator"] if oracle else []
+    parts += [f"{fill} fill"] if fill != "stcnet" else []
     return f"{method} ({', '.join(parts)})" if parts else method
 
 
@@ -910,12 +942,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--oracle-locator", action="store_true",
                         help="vrstc: complete the ground-truth occluded stripes instead of the "
                              "locator's (completion's effect on re-ID apart from detection)")
+    parser.add_argument("--fill", choices=FILLS, default="stcnet",
+                        help="vrstc: what fills the completed stripes (mean: each frame's mean "
+                             "visible colour, a control for STCnet)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
-    if args.oracle_locator and args.method != "vrstc":
-        parser.error("--oracle-locator is a vrstc option")
+    if (args.oracle_locator or args.fill != "stcnet") and args.method != "vrstc":
+        parser.error("--oracle-locator and --fill are vrstc options")
     effect = VRSTC_EFFECT if args.method == "vrstc" else EFFECTS[args.method]
     budget = effect_budget(BUDGETS[args.budget], effect)
     if args.epochs or args.steps:
@@ -938,7 +973,7 @@ def main(argv: list[str] | None = None) -> int:
         stc_steps = args.stc_steps or budget.stc_steps
         runs, completion = run_vrstc(seeds, root, budget, args.runs_dir / args.method,
                                      stc_steps, args.completion, args.stc, unoccluded,
-                                     args.oracle_locator)
+                                     args.oracle_locator, args.fill)
     for seed in seeds if args.method != "vrstc" else []:
         pair = {}
         for role, config in (("method", effect.config), ("baseline", effect.baseline)):
@@ -972,7 +1007,7 @@ def main(argv: list[str] | None = None) -> int:
              summary["cpu_minutes"] / 2, summary["reused"], summary["untimed"])
     if not args.no_record:
         label = row_label(args.method, args.budget, args.epochs, args.steps,
-                          args.oracle_locator)
+                          args.oracle_locator, args.fill)
         record_row(label, table_row(args.method, effect, summary, command, label), args.out)
         log.info("written: %s", args.out)
     headline = summary["diffs"][effect.headline]

@@ -73,6 +73,20 @@ def test_reused_completion_must_come_from_the_same_raw_run(effects, tmp_path) ->
     assert effects.load_completion(record, {"run_dir": "runs/a"})["root"] == str(done)
     with pytest.raises(ValueError, match="the locator's masks.*--oracle-locator"):
         effects.load_completion(record, {"run_dir": "runs/a"}, oracle=True)
+    with pytest.raises(ValueError, match="filled with stcnet.*--fill"):
+        effects.load_completion(record, {"run_dir": "runs/a"}, fill="mean")
+
+
+def test_mean_fill_replaces_the_holes_by_the_visible_mean(effects) -> None:
+    import torch
+
+    frames = torch.rand(2, 3, 6, 4) * 2 - 1
+    holes = torch.zeros(2, 1, 6, 4)
+    holes[0, :, :2] = 1  # frame 0: top third is a hole; frame 1: none
+    out = effects.MeanFill()(frames, holes, torch.empty(0), torch.empty(0))["completed"]
+    visible_mean = frames[0, :, 2:].mean(dim=(1, 2))  # [3]
+    assert torch.allclose(out[0, :, :2], visible_mean[:, None, None].expand(3, 2, 4))
+    assert torch.equal(out[0, :, 2:], frames[0, :, 2:]) and torch.equal(out[1], frames[1])
 
 
 def test_loss_flatness_compares_adjacent_windows(effects) -> None:
@@ -306,6 +320,8 @@ def test_partial_budget_occludes_every_tracklet_in_a_minority_of_frames(effects)
     assert effects.row_label("vrstc", "partial", None, None) == "vrstc (partial)"
     assert effects.row_label("vrstc", "partial", None, None, oracle=True) == \
         "vrstc (partial, oracle locator)"
+    assert effects.row_label("vrstc", "heavy", None, None, oracle=True, fill="mean") == \
+        "vrstc (heavy, oracle locator, mean fill)"
     # STCnet's steps are the budget's (within 40 minutes), not the config's 1,200
     from vidreid.methods.vrstc.config import load_stc_config
 
