@@ -340,9 +340,10 @@ FLAT_FRACTION = 0.1
 LOSS_RECORDS = 100  # STCnet losses logged over a run (for the flatness window)
 STC_HISTORY = "stc_history.json"  # an STCnet's loss history, beside its stc.pt
 TAU_MATCH = 1e-4  # calibrated taus this close come from the same raw network and data
-#: What fills the completed stripes of the vrstc comparison's set: STCnet (the paper), or
-#: each frame's mean visible colour (a control: the occluder is removed, nothing restored).
-FILLS = ("stcnet", "mean")
+#: What fills the completed stripes of the vrstc comparison's set: STCnet (the paper), or a
+#: control: each frame's mean visible colour (the occluder removed, nothing restored), or the
+#: pixels of the nearest frame that shows them (restored by copying, no network).
+FILLS = ("stcnet", "mean", "copy")
 
 
 class MeanFill(torch.nn.Module):
@@ -363,6 +364,22 @@ class MeanFill(torch.nn.Module):
         mean = ((frames * visible).sum((2, 3), keepdim=True)
                 / visible.sum((2, 3), keepdim=True).clamp_min(1))  # [n, 3, 1, 1]
         return {"completed": frames * visible + mean * holes}
+
+
+class CopyFill(MeanFill):
+    """A stand-in for STCnet in ``complete_dataset``: every hole pixel is copied from the
+    first of STCnet's own neighbours that shows it (``neighbour_indices``' order: the frames
+    that show most of the hole, nearest first), else the frame's mean visible colour.
+    Copy-from-nearest of the completion figures, at the pixel level, with no network."""
+
+    def forward(self, frames: torch.Tensor, holes: torch.Tensor, neighbours: torch.Tensor,
+                neighbour_masks: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``neighbours [n, M, 3, H, W]``, ``neighbour_masks [n, M, 1, H, W]`` (1 = may not
+        be read)."""
+        fill = super().forward(frames, holes, neighbours, neighbour_masks)["completed"]
+        for m in reversed(range(neighbours.shape[1])):  # the first readable neighbour wins
+            fill = torch.where(neighbour_masks[:, m] < 0.5, neighbours[:, m], fill)
+        return {"completed": frames * (1 - holes) + fill * holes}
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -753,7 +770,7 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
     curve = loss_curve(stc["history"])
     log.info("   STCnet hole L1 (mean over each tenth of the steps): %s", curve)
     completed_root = runs_dir / f"completed-{stamp}"
-    filler = generator if fill == "stcnet" else MeanFill()
+    filler = {"stcnet": generator, "mean": MeanFill(), "copy": CopyFill()}[fill]
     summary = complete_dataset("mars", root, completed_root, reid, filler, height=h, width=w,
                                num_regions=loc.num_regions, tau=tau, source_tau=source_tau,
                                num_neighbours=gen.num_neighbours, reid_size=FRAME_SIZE,
@@ -943,8 +960,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="vrstc: complete the ground-truth occluded stripes instead of the "
                              "locator's (completion's effect on re-ID apart from detection)")
     parser.add_argument("--fill", choices=FILLS, default="stcnet",
-                        help="vrstc: what fills the completed stripes (mean: each frame's mean "
-                             "visible colour, a control for STCnet)")
+                        help="vrstc: what fills the completed stripes (controls for STCnet: "
+                             "mean, each frame's mean visible colour; copy, the nearest frame "
+                             "that shows the pixel)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.seeds < 1:

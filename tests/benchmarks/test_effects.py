@@ -89,6 +89,24 @@ def test_mean_fill_replaces_the_holes_by_the_visible_mean(effects) -> None:
     assert torch.equal(out[0, :, 2:], frames[0, :, 2:]) and torch.equal(out[1], frames[1])
 
 
+def test_copy_fill_takes_the_first_neighbour_that_shows_the_pixel(effects) -> None:
+    import torch
+
+    frames = torch.zeros(1, 3, 4, 2)
+    holes = torch.zeros(1, 1, 4, 2)
+    holes[0, :, :2] = 1  # rows 0-1 are the hole
+    neighbours = torch.stack([torch.full((3, 4, 2), v) for v in (0.1, 0.2)])[None]  # [1,2,..]
+    masks = torch.zeros(1, 2, 1, 4, 2)
+    masks[0, 0, :, 0] = 1  # the first neighbour hides row 0: read the second there
+    masks[0, 1, :, 0] = 1  # ... which hides it too: the visible mean (0) fills row 0
+    masks[0, 0, :, 1, 1] = 1  # row 1: both show column 0 (the first wins), column 1 the second
+    out = effects.CopyFill()(frames, holes, neighbours, masks)["completed"][0]
+    assert torch.allclose(out[:, 0], torch.zeros(3, 2))
+    assert torch.allclose(out[:, 1, 0], torch.full((3,), 0.1))
+    assert torch.allclose(out[:, 1, 1], torch.full((3,), 0.2))
+    assert torch.equal(out[:, 2:], frames[0, :, 2:])  # outside the hole: untouched
+
+
 def test_loss_flatness_compares_adjacent_windows(effects) -> None:
     from vrstc_occlusion import loss_flatness
 
