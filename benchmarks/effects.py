@@ -663,7 +663,8 @@ def loss_curve(history: list[dict], key: str = "rec", parts: int = 10) -> list[d
 
 def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
                      stc_steps: int | None, stc_path: Path | None = None,
-                     oracle: bool = False, fill: str = "stcnet") -> dict[str, Any]:
+                     oracle: bool = False, fill: str = "stcnet",
+                     oracle_train: bool = False) -> dict[str, Any]:
     """The completed copy of the occluded set: ``raw`` (a finished TP run) is the locator and
     the ID guider; STCnet (``VRSTC_STC_CONFIG``) trains on the training split; the mechanism
     (completion of truly occluded test stripes vs copy-from-nearest-clean-frame, locator
@@ -679,7 +680,9 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
     ``oracle``: the set is completed where the generator's ground truth says a stripe is
     occluded, not where the locator flags one (STCnet still trains on the locator's flags):
     what completion does for re-ID apart from detection. ``fill`` (:data:`FILLS`): what fills
-    the completed stripes of the set (the mechanism figures are STCnet's either way)."""
+    the completed stripes of the set (the mechanism figures are STCnet's either way).
+    ``oracle_train``: STCnet trains on the ground truth's flags too (its targets are truly
+    clean frames, its sources truly clean stripes), not on the locator's."""
     from vrstc_occlusion import completion_quality, loss_flatness, stripe_truth
 
     from vidreid import build as B
@@ -727,9 +730,12 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
     stamp = int(time.time())
     from vidreid.atomic import write_bytes, write_text
 
+    stc_scores = train_scores
+    if oracle_train:  # flagged exactly where the truth says so, at any tau in (0, 1)
+        stc_scores = [np.where(truths[t.frames], 0.0, 1.0) for t in dataset.train]
     if stc_path is not None:
         stc = trained_stc(Path(stc_path), steps=steps, tau=tau, base_channels=gen.base_channels,
-                          paste=gen.paste)
+                          paste=gen.paste, oracle_train=oracle_train)
     else:
         stc = train_stc(
             reid, dataset.train, runs_dir / f"stc-{stamp}" / "stc.pt", height=h, width=w,
@@ -737,11 +743,12 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
             num_neighbours=gen.num_neighbours, base_channels=gen.base_channels, steps=steps,
             paste=gen.paste, batch_size=cfg.train.batch_size, lr=cfg.train.lr,
             betas=tuple(cfg.train.betas),
-            seed=cfg.train.seed, locator_scores=train_scores, reid_size=FRAME_SIZE,
+            seed=cfg.train.seed, locator_scores=stc_scores, reid_size=FRAME_SIZE,
             log_every=max(1, steps // LOSS_RECORDS), num_workers=cfg.data.num_workers,
             weights=STCLossWeights(**dict(cfg.loss)), amp=cfg.train.amp)
         write_text(Path(stc["path"]).parent / STC_HISTORY,
-                   json.dumps({"last": stc["last"], "history": stc["history"]}))
+                   json.dumps({"last": stc["last"], "history": stc["history"],
+                               "oracle_train": oracle_train}))
     flat = loss_flatness(stc["history"], fraction=FLAT_FRACTION)
     log.info("   STCnet %d steps: last %s; hole L1, last %.0f%% of the logged steps vs the "
              "%.0f%% before: %s", steps, {k: round(v, 4) for k, v in stc["last"].items()},
@@ -798,8 +805,10 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
             f" STCnet {steps} steps, hole L1 last/previous 10% {flat.get('ratio', math.nan):.3f}"
             + ("; set completed at the ground-truth occluded stripes (oracle locator)"
                if oracle else "")
+            + ("; STCnet trained on the ground-truth flags" if oracle_train else "")
             + (f"; completed stripes filled with {fill}, not STCnet" if fill != "stcnet" else ""))
     out = {"root": str(completed_root), "raw_run": raw["run_dir"], "oracle": oracle, "fill": fill,
+           "oracle_train": oracle_train,
            "mechanism": mechanism,
            "text": text, "intervals": intervals, "loss_curve": curve,
            "quality": {k: {kk: vv for kk, vv in q.items() if not kk.startswith("per_frame")}
@@ -822,10 +831,11 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
 
 
 def trained_stc(path: Path, *, steps: int, tau: float, base_channels: int,
-                paste: bool = False) -> dict[str, Any]:
+                paste: bool = False, oracle_train: bool = False) -> dict[str, Any]:
     """A finished STCnet (``stc.pt`` of an earlier ``vrstc`` run) in ``train_stc``'s result
     form, if it was trained with these settings: the same steps, generator width and paste
-    path, and the same calibrated ``tau`` (which the raw network and the data determine)."""
+    path, the same calibrated ``tau`` (which the raw network and the data determine) and the
+    same flags (the locator's, or the ground truth's with ``oracle_train``)."""
     from vidreid.methods.vrstc.stc import load_stc_generator
 
     path = Path(path)
@@ -844,12 +854,16 @@ def trained_stc(path: Path, *, steps: int, tau: float, base_channels: int,
         record = json.loads(hist.read_text())
     else:
         log.warning("   %s: no %s beside it, so no loss-flatness figures", path, STC_HISTORY)
+    if bool(record.get("oracle_train", False)) != oracle_train:
+        theirs = "the locator" if oracle_train else "the ground truth"
+        raise ValueError(f"{path} was trained on {theirs}'s flags, this run asks for the "
+                         "other; drop --stc or match --oracle-train")
     log.info("   reusing the trained STCnet %s", path)
     return {**record, "path": str(path)}
 
 
 def load_completion(path: Path, raw: dict[str, Any], oracle: bool = False,
-                    fill: str = "stcnet") -> dict[str, Any]:
+                    fill: str = "stcnet", oracle_train: bool = False) -> dict[str, Any]:
     """A finished completion record (``completion-*.json`` of an earlier ``vrstc`` run) made
     from the same raw TP run with the same masks (locator or ``oracle``) and ``fill``, so
     that more seeds reuse its STCnet and completed set."""
@@ -862,6 +876,9 @@ def load_completion(path: Path, raw: dict[str, Any], oracle: bool = False,
     if out.get("fill", "stcnet") != fill:
         raise ValueError(f"{path}: filled with {out.get('fill', 'stcnet')}, this run asks for "
                          f"{fill}; drop --completion or match --fill")
+    if bool(out.get("oracle_train", False)) != oracle_train:
+        raise ValueError(f"{path}: its STCnet's training flags differ from this run's; drop "
+                         "--completion or match --oracle-train")
     if out.get("raw_run") != raw["run_dir"]:
         raise ValueError(f"{path}: made from the raw run {out.get('raw_run')!r}, not from "
                          f"{raw['run_dir']!r} (this run's first seed); drop --completion to "
@@ -878,7 +895,8 @@ def run_vrstc(seeds: list[int], root: str, budget: Budget, runs_dir: Path,
               completion_path: Path | None = None,
               stc_path: Path | None = None,
               unoccluded: str | None = None,
-              oracle: bool = False, fill: str = "stcnet") -> tuple[list[dict], dict]:
+              oracle: bool = False, fill: str = "stcnet",
+              oracle_train: bool = False) -> tuple[list[dict], dict]:
     """VRSTC pairs: per seed, TP on the raw set (reused when finished; also evaluated on
     ``unoccluded``, the set's unoccluded copy, when given) and TP on the completed copy (made
     once, from seed ``seeds[0]``'s raw network, or reused from ``completion_path``). Returns
@@ -892,10 +910,11 @@ def run_vrstc(seeds: list[int], root: str, budget: Budget, runs_dir: Path,
                                measure=False, unoccluded=unoccluded)
     log.info("== vrstc: locator, STCnet and completion from seed %d's raw TP", seeds[0])
     if completion_path is not None:
-        completion = load_completion(completion_path, raws[seeds[0]], oracle, fill)
+        completion = load_completion(completion_path, raws[seeds[0]], oracle, fill,
+                                     oracle_train)
     else:
         completion = vrstc_completion(raws[seeds[0]], root, runs_dir, stc_steps, stc_path,
-                                      oracle, fill)
+                                      oracle, fill, oracle_train)
     runs = []
     for seed in seeds:
         log.info("== vrstc seed %d: TP on the completed set", seed)
@@ -922,7 +941,7 @@ def require_bench_extra() -> None:
 
 
 def row_label(method: str, budget: str, epochs: int | None, steps: int | None,
-              oracle: bool = False, fill: str = "stcnet") -> str:
+              oracle: bool = False, fill: str = "stcnet", oracle_train: bool = False) -> str:
     """The row's name: the method for the full budget; other budgets, overridden epochs or
     steps and the oracle locator are named, so that they add a row instead of replacing the
     budget's own."""
@@ -930,6 +949,7 @@ def row_label(method: str, budget: str, epochs: int | None, steps: int | None,
     parts += [f"{epochs} epochs"] if epochs else []
     parts += [f"{steps} steps/epoch"] if steps else []
     parts += ["oracle locator"] if oracle else []
+    parts += ["STCnet trained on the truth"] if oracle_train else []
     parts += [f"{fill} fill"] if fill != "stcnet" else []
     return f"{method} ({', '.join(parts)})" if parts else method
 
@@ -963,12 +983,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="vrstc: what fills the completed stripes (controls for STCnet: "
                              "mean, each frame's mean visible colour; copy, the nearest frame "
                              "that shows the pixel)")
+    parser.add_argument("--oracle-train", action="store_true",
+                        help="vrstc: STCnet trains on the ground-truth occluded stripes, not "
+                             "the locator's (with the locator's recall, its 'clean' targets "
+                             "may hold occluders)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
-    if (args.oracle_locator or args.fill != "stcnet") and args.method != "vrstc":
-        parser.error("--oracle-locator and --fill are vrstc options")
+    if (args.oracle_locator or args.oracle_train or args.fill != "stcnet") \
+            and args.method != "vrstc":
+        parser.error("--oracle-locator, --oracle-train and --fill are vrstc options")
     effect = VRSTC_EFFECT if args.method == "vrstc" else EFFECTS[args.method]
     budget = effect_budget(BUDGETS[args.budget], effect)
     if args.epochs or args.steps:
@@ -991,7 +1016,7 @@ def main(argv: list[str] | None = None) -> int:
         stc_steps = args.stc_steps or budget.stc_steps
         runs, completion = run_vrstc(seeds, root, budget, args.runs_dir / args.method,
                                      stc_steps, args.completion, args.stc, unoccluded,
-                                     args.oracle_locator, args.fill)
+                                     args.oracle_locator, args.fill, args.oracle_train)
     for seed in seeds if args.method != "vrstc" else []:
         pair = {}
         for role, config in (("method", effect.config), ("baseline", effect.baseline)):
@@ -1025,7 +1050,7 @@ def main(argv: list[str] | None = None) -> int:
              summary["cpu_minutes"] / 2, summary["reused"], summary["untimed"])
     if not args.no_record:
         label = row_label(args.method, args.budget, args.epochs, args.steps,
-                          args.oracle_locator, args.fill)
+                          args.oracle_locator, args.fill, args.oracle_train)
         record_row(label, table_row(args.method, effect, summary, command, label), args.out)
         log.info("written: %s", args.out)
     headline = summary["diffs"][effect.headline]

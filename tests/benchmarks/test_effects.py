@@ -75,6 +75,8 @@ def test_reused_completion_must_come_from_the_same_raw_run(effects, tmp_path) ->
         effects.load_completion(record, {"run_dir": "runs/a"}, oracle=True)
     with pytest.raises(ValueError, match="filled with stcnet.*--fill"):
         effects.load_completion(record, {"run_dir": "runs/a"}, fill="mean")
+    with pytest.raises(ValueError, match="training flags differ.*--oracle-train"):
+        effects.load_completion(record, {"run_dir": "runs/a"}, oracle_train=True)
 
 
 def test_mean_fill_replaces_the_holes_by_the_visible_mean(effects) -> None:
@@ -340,6 +342,8 @@ def test_partial_budget_occludes_every_tracklet_in_a_minority_of_frames(effects)
         "vrstc (partial, oracle locator)"
     assert effects.row_label("vrstc", "heavy", None, None, oracle=True, fill="mean") == \
         "vrstc (heavy, oracle locator, mean fill)"
+    assert effects.row_label("vrstc", "heavy", None, None, oracle=True, oracle_train=True) == \
+        "vrstc (heavy, oracle locator, STCnet trained on the truth)"
     # STCnet's steps are the budget's (within 40 minutes), not the config's 1,200
     from vidreid.methods.vrstc.config import load_stc_config
 
