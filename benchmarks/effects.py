@@ -37,9 +37,11 @@ back. On the full budget's set it was 2.1 R1 (TP, seed 1); on the heavy set 10.5
 ``--budget partial``: every tracklet occluded over 20-45% of its frames, VRSTC's operating
 range (its locator and STCnet presume most of a tracklet shows the person); STCnet trains
 for 500 steps there (the config: 1,200), to keep the 3-seed comparison within 40 minutes.
-``--oracle-locator`` (vrstc): the set is completed at the generator's ground-truth occluded
-stripes instead of the locator's, which shows what completion does for re-ID apart from
-detection.
+vrstc's completion variants (:class:`CompletionVariant`, ours) take one part of the paper's
+pipeline out at a time: ``--oracle-locator`` completes the generator's ground-truth occluded
+stripes instead of the locator's; ``--oracle-train`` trains STCnet on those too;
+``--fill copy|mean`` fills the holes with a control instead of STCnet (the nearest frame that
+shows the pixel; the frame's mean visible colour).
 ``gltr_scaled``: GLTR with the TSA logits divided by sqrt(C') (ours; see the GLTR model).
 ``gltr_tp``: GLTR's temporal module (scaled TSA) as the temporal head of the TP row, against
 TP: the same training, so the two differ in the temporal module only (ours).
@@ -84,7 +86,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -344,6 +346,35 @@ TAU_MATCH = 1e-4  # calibrated taus this close come from the same raw network an
 #: control: each frame's mean visible colour (the occluder removed, nothing restored), or the
 #: pixels of the nearest frame that shows them (restored by copying, no network).
 FILLS = ("stcnet", "mean", "copy")
+
+
+@dataclass(frozen=True)
+class CompletionVariant:
+    """How the vrstc comparison's set is completed: the paper's pipeline by default; each
+    option takes one part out, to tell which part a re-ID difference comes from (ours)."""
+
+    oracle_locator: bool = False  # complete the ground-truth occluded stripes, not the locator's
+    oracle_train: bool = False  # STCnet trains on the ground-truth flags, not the locator's
+    fill: str = "stcnet"  # what fills the completed stripes (FILLS)
+
+    def __post_init__(self) -> None:
+        if self.fill not in FILLS:
+            raise ValueError(f"fill must be one of {FILLS}, got {self.fill!r}")
+
+    def label_parts(self) -> list[str]:
+        """Row-label parts, e.g. ``["oracle locator", "copy fill"]``."""
+        return ((["oracle locator"] if self.oracle_locator else [])
+                + (["STCnet trained on the truth"] if self.oracle_train else [])
+                + ([f"{self.fill} fill"] if self.fill != "stcnet" else []))
+
+    def describe(self) -> str:
+        """The mechanism text's suffix (empty for the paper's pipeline)."""
+        return "".join(
+            (["; set completed at the ground-truth occluded stripes (oracle locator)"]
+             if self.oracle_locator else [])
+            + (["; STCnet trained on the ground-truth flags"] if self.oracle_train else [])
+            + ([f"; completed stripes filled with {self.fill}, not STCnet"]
+               if self.fill != "stcnet" else []))
 
 
 class MeanFill(torch.nn.Module):
@@ -663,8 +694,7 @@ def loss_curve(history: list[dict], key: str = "rec", parts: int = 10) -> list[d
 
 def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
                      stc_steps: int | None, stc_path: Path | None = None,
-                     oracle: bool = False, fill: str = "stcnet",
-                     oracle_train: bool = False) -> dict[str, Any]:
+                     variant: CompletionVariant = CompletionVariant()) -> dict[str, Any]:
     """The completed copy of the occluded set: ``raw`` (a finished TP run) is the locator and
     the ID guider; STCnet (``VRSTC_STC_CONFIG``) trains on the training split; the mechanism
     (completion of truly occluded test stripes vs copy-from-nearest-clean-frame, locator
@@ -677,12 +707,12 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
     later stage failed; its loss history comes from the ``STC_HISTORY`` file beside it
     (without one, the loss-flatness figures are NaN).
 
-    ``oracle``: the set is completed where the generator's ground truth says a stripe is
-    occluded, not where the locator flags one (STCnet still trains on the locator's flags):
-    what completion does for re-ID apart from detection. ``fill`` (:data:`FILLS`): what fills
-    the completed stripes of the set (the mechanism figures are STCnet's either way).
-    ``oracle_train``: STCnet trains on the ground truth's flags too (its targets are truly
-    clean frames, its sources truly clean stripes), not on the locator's."""
+    ``variant``: with ``oracle_locator`` the set is completed where the generator's ground
+    truth says a stripe is occluded, not where the locator flags one: what completion does
+    for re-ID apart from detection; with ``oracle_train`` STCnet trains on the ground truth's
+    flags too (its targets truly clean frames, its sources truly clean stripes); ``fill``
+    is what fills the completed stripes of the set (the mechanism figures are STCnet's
+    either way)."""
     from vrstc_occlusion import completion_quality, loss_flatness, stripe_truth
 
     from vidreid import build as B
@@ -731,11 +761,11 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
     from vidreid.atomic import write_bytes, write_text
 
     stc_scores = train_scores
-    if oracle_train:  # flagged exactly where the truth says so, at any tau in (0, 1)
+    if variant.oracle_train:  # flagged exactly where the truth says so, at any tau in (0, 1)
         stc_scores = [np.where(truths[t.frames], 0.0, 1.0) for t in dataset.train]
     if stc_path is not None:
         stc = trained_stc(Path(stc_path), steps=steps, tau=tau, base_channels=gen.base_channels,
-                          paste=gen.paste, oracle_train=oracle_train)
+                          paste=gen.paste, oracle_train=variant.oracle_train)
     else:
         stc = train_stc(
             reid, dataset.train, runs_dir / f"stc-{stamp}" / "stc.pt", height=h, width=w,
@@ -748,7 +778,7 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
             weights=STCLossWeights(**dict(cfg.loss)), amp=cfg.train.amp)
         write_text(Path(stc["path"]).parent / STC_HISTORY,
                    json.dumps({"last": stc["last"], "history": stc["history"],
-                               "oracle_train": oracle_train}))
+                               "oracle_train": variant.oracle_train}))
     flat = loss_flatness(stc["history"], fraction=FLAT_FRACTION)
     log.info("   STCnet %d steps: last %s; hole L1, last %.0f%% of the logged steps vs the "
              "%.0f%% before: %s", steps, {k: round(v, 4) for k, v in stc["last"].items()},
@@ -777,11 +807,12 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
     curve = loss_curve(stc["history"])
     log.info("   STCnet hole L1 (mean over each tenth of the steps): %s", curve)
     completed_root = runs_dir / f"completed-{stamp}"
-    filler = {"stcnet": generator, "mean": MeanFill(), "copy": CopyFill()}[fill]
+    filler = {"stcnet": generator, "mean": MeanFill(), "copy": CopyFill()}[variant.fill]
     summary = complete_dataset("mars", root, completed_root, reid, filler, height=h, width=w,
                                num_regions=loc.num_regions, tau=tau, source_tau=source_tau,
                                num_neighbours=gen.num_neighbours, reid_size=FRAME_SIZE,
-                               stripe_masks=truths.__getitem__ if oracle else None)
+                               stripe_masks=truths.__getitem__ if variant.oracle_locator
+                               else None)
     log.info("   completed %d of %d frames (%d stripes): %s", summary["frames_completed"],
              summary["frames"], summary["regions_completed"], completed_root)
     diff = per["stcnet"]["PSNR"] - per["copy"]["PSNR"]
@@ -803,12 +834,8 @@ def vrstc_completion(raw: dict[str, Any], root: str, runs_dir: Path,
             f" locator stripe recall {detection['recall']:.2f} precision"
             f" {detection['precision']:.2f} AUC {detection['auc']:.2f} at tau {tau:.3f};"
             f" STCnet {steps} steps, hole L1 last/previous 10% {flat.get('ratio', math.nan):.3f}"
-            + ("; set completed at the ground-truth occluded stripes (oracle locator)"
-               if oracle else "")
-            + ("; STCnet trained on the ground-truth flags" if oracle_train else "")
-            + (f"; completed stripes filled with {fill}, not STCnet" if fill != "stcnet" else ""))
-    out = {"root": str(completed_root), "raw_run": raw["run_dir"], "oracle": oracle, "fill": fill,
-           "oracle_train": oracle_train,
+            + variant.describe())
+    out = {"root": str(completed_root), "raw_run": raw["run_dir"], "variant": asdict(variant),
            "mechanism": mechanism,
            "text": text, "intervals": intervals, "loss_curve": curve,
            "quality": {k: {kk: vv for kk, vv in q.items() if not kk.startswith("per_frame")}
@@ -862,23 +889,16 @@ def trained_stc(path: Path, *, steps: int, tau: float, base_channels: int,
     return {**record, "path": str(path)}
 
 
-def load_completion(path: Path, raw: dict[str, Any], oracle: bool = False,
-                    fill: str = "stcnet", oracle_train: bool = False) -> dict[str, Any]:
+def load_completion(path: Path, raw: dict[str, Any],
+                    variant: CompletionVariant = CompletionVariant()) -> dict[str, Any]:
     """A finished completion record (``completion-*.json`` of an earlier ``vrstc`` run) made
-    from the same raw TP run with the same masks (locator or ``oracle``) and ``fill``, so
-    that more seeds reuse its STCnet and completed set."""
+    from the same raw TP run and the same ``variant``, so that more seeds reuse its STCnet
+    and completed set."""
     out = json.loads(Path(path).read_text())
-    if bool(out.get("oracle", False)) != oracle:
-        theirs, ours = ("ground truth" if o else "the locator"
-                        for o in (out.get("oracle", False), oracle))
-        raise ValueError(f"{path}: completed with {theirs}'s masks, this run asks for {ours}'s;"
-                         " drop --completion or match --oracle-locator")
-    if out.get("fill", "stcnet") != fill:
-        raise ValueError(f"{path}: filled with {out.get('fill', 'stcnet')}, this run asks for "
-                         f"{fill}; drop --completion or match --fill")
-    if bool(out.get("oracle_train", False)) != oracle_train:
-        raise ValueError(f"{path}: its STCnet's training flags differ from this run's; drop "
-                         "--completion or match --oracle-train")
+    theirs = CompletionVariant(**out.get("variant", {}))  # none recorded: the paper's
+    if theirs != variant:
+        raise ValueError(f"{path}: made as {theirs}, this run asks for {variant}; drop "
+                         "--completion or match --oracle-locator / --oracle-train / --fill")
     if out.get("raw_run") != raw["run_dir"]:
         raise ValueError(f"{path}: made from the raw run {out.get('raw_run')!r}, not from "
                          f"{raw['run_dir']!r} (this run's first seed); drop --completion to "
@@ -895,8 +915,7 @@ def run_vrstc(seeds: list[int], root: str, budget: Budget, runs_dir: Path,
               completion_path: Path | None = None,
               stc_path: Path | None = None,
               unoccluded: str | None = None,
-              oracle: bool = False, fill: str = "stcnet",
-              oracle_train: bool = False) -> tuple[list[dict], dict]:
+              variant: CompletionVariant = CompletionVariant()) -> tuple[list[dict], dict]:
     """VRSTC pairs: per seed, TP on the raw set (reused when finished; also evaluated on
     ``unoccluded``, the set's unoccluded copy, when given) and TP on the completed copy (made
     once, from seed ``seeds[0]``'s raw network, or reused from ``completion_path``). Returns
@@ -910,11 +929,10 @@ def run_vrstc(seeds: list[int], root: str, budget: Budget, runs_dir: Path,
                                measure=False, unoccluded=unoccluded)
     log.info("== vrstc: locator, STCnet and completion from seed %d's raw TP", seeds[0])
     if completion_path is not None:
-        completion = load_completion(completion_path, raws[seeds[0]], oracle, fill,
-                                     oracle_train)
+        completion = load_completion(completion_path, raws[seeds[0]], variant)
     else:
         completion = vrstc_completion(raws[seeds[0]], root, runs_dir, stc_steps, stc_path,
-                                      oracle, fill, oracle_train)
+                                      variant)
     runs = []
     for seed in seeds:
         log.info("== vrstc seed %d: TP on the completed set", seed)
@@ -941,16 +959,14 @@ def require_bench_extra() -> None:
 
 
 def row_label(method: str, budget: str, epochs: int | None, steps: int | None,
-              oracle: bool = False, fill: str = "stcnet", oracle_train: bool = False) -> str:
+              variant: CompletionVariant = CompletionVariant()) -> str:
     """The row's name: the method for the full budget; other budgets, overridden epochs or
-    steps and the oracle locator are named, so that they add a row instead of replacing the
-    budget's own."""
+    steps and vrstc's completion variants are named, so that they add a row instead of
+    replacing the budget's own."""
     parts = [] if budget == "full" else [budget]
     parts += [f"{epochs} epochs"] if epochs else []
     parts += [f"{steps} steps/epoch"] if steps else []
-    parts += ["oracle locator"] if oracle else []
-    parts += ["STCnet trained on the truth"] if oracle_train else []
-    parts += [f"{fill} fill"] if fill != "stcnet" else []
+    parts += variant.label_parts()
     return f"{method} ({', '.join(parts)})" if parts else method
 
 
@@ -991,8 +1007,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     if args.seeds < 1:
         parser.error(f"--seeds must be >= 1, got {args.seeds}")
-    if (args.oracle_locator or args.oracle_train or args.fill != "stcnet") \
-            and args.method != "vrstc":
+    variant = CompletionVariant(args.oracle_locator, args.oracle_train, args.fill)
+    if variant != CompletionVariant() and args.method != "vrstc":
         parser.error("--oracle-locator, --oracle-train and --fill are vrstc options")
     effect = VRSTC_EFFECT if args.method == "vrstc" else EFFECTS[args.method]
     budget = effect_budget(BUDGETS[args.budget], effect)
@@ -1016,7 +1032,7 @@ def main(argv: list[str] | None = None) -> int:
         stc_steps = args.stc_steps or budget.stc_steps
         runs, completion = run_vrstc(seeds, root, budget, args.runs_dir / args.method,
                                      stc_steps, args.completion, args.stc, unoccluded,
-                                     args.oracle_locator, args.fill, args.oracle_train)
+                                     variant)
     for seed in seeds if args.method != "vrstc" else []:
         pair = {}
         for role, config in (("method", effect.config), ("baseline", effect.baseline)):
@@ -1049,8 +1065,7 @@ def main(argv: list[str] | None = None) -> int:
              "%d runs reused, %d untimed", summary["minutes"], summary["cpu_minutes"],
              summary["cpu_minutes"] / 2, summary["reused"], summary["untimed"])
     if not args.no_record:
-        label = row_label(args.method, args.budget, args.epochs, args.steps,
-                          args.oracle_locator, args.fill, args.oracle_train)
+        label = row_label(args.method, args.budget, args.epochs, args.steps, variant)
         record_row(label, table_row(args.method, effect, summary, command, label), args.out)
         log.info("written: %s", args.out)
     headline = summary["diffs"][effect.headline]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -71,12 +72,14 @@ def test_reused_completion_must_come_from_the_same_raw_run(effects, tmp_path) ->
         effects.load_completion(record, {"run_dir": "runs/a"})
     (done / "vrstc_completion.json").write_text("{}")
     assert effects.load_completion(record, {"run_dir": "runs/a"})["root"] == str(done)
-    with pytest.raises(ValueError, match="the locator's masks.*--oracle-locator"):
-        effects.load_completion(record, {"run_dir": "runs/a"}, oracle=True)
-    with pytest.raises(ValueError, match="filled with stcnet.*--fill"):
-        effects.load_completion(record, {"run_dir": "runs/a"}, fill="mean")
-    with pytest.raises(ValueError, match="training flags differ.*--oracle-train"):
-        effects.load_completion(record, {"run_dir": "runs/a"}, oracle_train=True)
+    # a record without a variant is the paper's pipeline; another variant is refused
+    for variant in (effects.CompletionVariant(oracle_locator=True),
+                    effects.CompletionVariant(oracle_train=True),
+                    effects.CompletionVariant(fill="copy")):
+        with pytest.raises(ValueError, match="this run asks for CompletionVariant"):
+            effects.load_completion(record, {"run_dir": "runs/a"}, variant)
+    with pytest.raises(ValueError, match="fill must be one of"):
+        effects.CompletionVariant(fill="zeros")
 
 
 def test_mean_fill_replaces_the_holes_by_the_visible_mean(effects) -> None:
@@ -338,11 +341,13 @@ def test_partial_budget_occludes_every_tracklet_in_a_minority_of_frames(effects)
     assert spec.occlusion_rate == 1.0 and spec.occlusion_run[1] < 0.5
     assert spec.name() != heavy.occluded.name() and spec.seed == heavy.occluded.seed
     assert effects.row_label("vrstc", "partial", None, None) == "vrstc (partial)"
-    assert effects.row_label("vrstc", "partial", None, None, oracle=True) == \
+    oracle = effects.CompletionVariant(oracle_locator=True)
+    assert effects.row_label("vrstc", "partial", None, None, oracle) == \
         "vrstc (partial, oracle locator)"
-    assert effects.row_label("vrstc", "heavy", None, None, oracle=True, fill="mean") == \
+    assert effects.row_label("vrstc", "heavy", None, None, replace(oracle, fill="mean")) == \
         "vrstc (heavy, oracle locator, mean fill)"
-    assert effects.row_label("vrstc", "heavy", None, None, oracle=True, oracle_train=True) == \
+    assert effects.row_label("vrstc", "heavy", None, None,
+                             replace(oracle, oracle_train=True)) == \
         "vrstc (heavy, oracle locator, STCnet trained on the truth)"
     # STCnet's steps are the budget's (within 40 minutes), not the config's 1,200
     from vidreid.methods.vrstc.config import load_stc_config
