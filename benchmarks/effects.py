@@ -361,20 +361,25 @@ class CompletionVariant:
         if self.fill not in FILLS:
             raise ValueError(f"fill must be one of {FILLS}, got {self.fill!r}")
 
+    def _departures(self) -> list[tuple[str, str]]:
+        """``(row-label part, mechanism-text part)`` of each option set."""
+        options = [
+            (self.oracle_locator, "oracle locator",
+             "set completed at the ground-truth occluded stripes (oracle locator)"),
+            (self.oracle_train, "STCnet trained on the truth",
+             "STCnet trained on the ground-truth flags"),
+            (self.fill != "stcnet", f"{self.fill} fill",
+             f"completed stripes filled with {self.fill}, not STCnet"),
+        ]
+        return [(label, text) for on, label, text in options if on]
+
     def label_parts(self) -> list[str]:
         """Row-label parts, e.g. ``["oracle locator", "copy fill"]``."""
-        return ((["oracle locator"] if self.oracle_locator else [])
-                + (["STCnet trained on the truth"] if self.oracle_train else [])
-                + ([f"{self.fill} fill"] if self.fill != "stcnet" else []))
+        return [label for label, _ in self._departures()]
 
     def describe(self) -> str:
         """The mechanism text's suffix (empty for the paper's pipeline)."""
-        return "".join(
-            (["; set completed at the ground-truth occluded stripes (oracle locator)"]
-             if self.oracle_locator else [])
-            + (["; STCnet trained on the ground-truth flags"] if self.oracle_train else [])
-            + ([f"; completed stripes filled with {self.fill}, not STCnet"]
-               if self.fill != "stcnet" else []))
+        return "".join(f"; {text}" for _, text in self._departures())
 
 
 class MeanFill(torch.nn.Module):
